@@ -210,7 +210,9 @@ def to_cbor_claims(ear: Ear, spelling: Spelling = Spelling.VERAISON) -> dict[int
     if ear.exp is not None:
         out[4] = ear.exp
     if ear.nonce is not None:
-        out[10] = ear.nonce if isinstance(ear.nonce, bytes) else ear.nonce.encode()
+        # A JSON nonce is the base64(url) text of the bytes (see nonce_matches): carry the bytes.
+        out[10] = (ear.nonce if isinstance(ear.nonce, bytes)
+                   else b64url_decode(ear.nonce.replace("+", "-").replace("/", "_")))
     if ear.raw_evidence is not None:
         out[1002] = ear.raw_evidence
     if spelling is Spelling.DRAFT03:

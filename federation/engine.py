@@ -1,0 +1,253 @@
+"""The federation engine: fan out, check every vote, decide, sign one combined result.
+
+Theory of operation for one ``appraise``:
+
+* every member backend is asked concurrently, each under its own timeout and all under one
+  overall deadline; transient transport failures are retried (tenacity, jittered backoff);
+* each answer goes through :func:`verifiers.normalize.normalize` with *that* member's anchor,
+  this session's nonce and one ``now`` for the whole appraisal;
+* anything a backend does wrong (raise, hang, lie) becomes a recorded :class:`Vote`, never an
+  exception out of the federation;
+* with ``wait = "quorum"`` the engine stops as soon as :func:`federation.quorum.is_final` says no
+  pending answer could change a status, cancels the stragglers and records them ``not-awaited``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from verifiers.base import Backend, ChallengingBackend, ClosableBackend, RawResult
+from verifiers.normalize import Check, normalize
+
+from .ear.model import Ear, Spelling
+from .ear.token import Format
+from .errors import BackendHTTPError, BackendUnreachableError, ConfigError, Error, StaleError, UsageError
+from .evidence import Evidence
+from .keys import SigningKey, TrustAnchor
+from .quorum import QuorumPolicy, decide, is_final
+from .result import AppraisalResult, build_combined
+from .votes import Outcome, Vote, outcome_of
+
+__all__ = ["Federation", "Member", "Session"]
+
+_NONCE_MIN, _NONCE_MAX = 8, 64  # bytes (EAT nonce bounds)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A backend in the federation, with the anchor its results must verify under."""
+
+    backend: Backend
+    anchor: TrustAnchor
+    timeout: float = 10.0  # seconds, for this backend (all attempts)
+    retries: int = 1  # extra attempts on transient transport failures
+    max_age: int | None = 300  # seconds a result's iat may lie in the past
+    leeway: int = 60  # seconds of clock skew tolerated
+    rename: Mapping[str, str] = field(default_factory=dict)  # backend submod name -> federation name
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """Phase 1 of an appraisal: the nonce the attester must bind, and backends' own challenges."""
+
+    nonce: bytes
+    created: float
+    challenges: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, BackendUnreachableError):
+        return True
+    return isinstance(exc, BackendHTTPError) and (exc.status == 429 or exc.status >= 500)
+
+
+def _check_nonce(nonce: bytes) -> bytes:
+    if not isinstance(nonce, bytes) or not _NONCE_MIN <= len(nonce) <= _NONCE_MAX:
+        raise UsageError(f"nonce must be {_NONCE_MIN}..{_NONCE_MAX} bytes")
+    return nonce
+
+
+class Federation:
+    """A k-of-n federation of verifier backends. Use as an async context manager."""
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        policy: QuorumPolicy,
+        signing_key: SigningKey,
+        *,
+        federation_id: str = "ratsfed",
+        result_format: Format = "jwt",
+        spelling: Spelling = Spelling.VERAISON,
+        deadline: float = 15.0,
+        ttl: int = 300,
+        session_ttl: float = 300.0,
+        embed_results: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        names = [m.backend.name for m in members]
+        if len(set(names)) != len(names):
+            raise ConfigError("verifier names must be unique", key="verifiers.name")
+        if policy.n != len(members):
+            raise ConfigError(f"quorum n={policy.n} but {len(members)} verifiers configured", key="quorum")
+        operators = {m.backend.operator for m in members}
+        if policy.distinct_operators and policy.k > len(operators):
+            raise ConfigError(f"k={policy.k} can never be reached by {len(operators)} distinct operators",
+                              key="quorum.k")
+        if deadline <= 0 or ttl <= 0:
+            raise ConfigError("deadline and result ttl must be positive", key="federation.deadline")
+        self.members = tuple(members)
+        self.policy = policy
+        self.signing_key = signing_key
+        self.federation_id = federation_id
+        self.result_format: Format = result_format
+        self.spelling = spelling
+        self.deadline = deadline
+        self.ttl = ttl
+        self.session_ttl = session_ttl
+        self.embed_results = embed_results
+        self._clock = clock
+
+    @classmethod
+    def from_config(cls, path: str | Path) -> Federation:
+        from .config import load_config
+
+        return load_config(path).build()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for m in self.members:
+            if isinstance(m.backend, ClosableBackend):
+                try:
+                    await m.backend.aclose()
+                except Exception:  # noqa: S112 - closing must not mask the caller's outcome
+                    continue
+
+    async def challenge(self, nonce: bytes | None = None) -> Session:
+        """Phase 1: fix the nonce (fresh unless given) and collect backends' own challenges."""
+        n = _check_nonce(nonce) if nonce is not None else os.urandom(32)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline
+        challenges: dict[str, bytes] = {}
+        for m in self.members:
+            if isinstance(m.backend, ChallengingBackend):
+                try:
+                    async with asyncio.timeout_at(min(deadline, loop.time() + m.timeout)):
+                        c = await m.backend.challenge(n, deadline)
+                except (TimeoutError, Error):
+                    continue  # its vote will fail in phase 2; the session still serves the others
+                if c is not None:
+                    challenges[m.backend.name] = c
+        return Session(n, self._clock(), challenges)
+
+    async def appraise(self, evidence: Evidence, nonce: bytes | None = None, *, session: Session | None = None,
+                       now: int | None = None) -> AppraisalResult:
+        """Phase 2: appraise *evidence* bound to the session's (or the given, or a fresh) nonce."""
+        if session is not None:
+            if nonce is not None and nonce != session.nonce:
+                raise UsageError("nonce and session disagree")
+            if self._clock() - session.created > self.session_ttl:
+                raise StaleError("session expired; start a new one")
+            nonce = session.nonce
+        nonce = _check_nonce(nonce) if nonce is not None else os.urandom(32)
+        when = int(now if now is not None else self._clock())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline
+        tasks = {asyncio.create_task(self._ask(m, evidence, nonce, deadline, when)): m for m in self.members}
+        votes: dict[str, Vote] = {}
+        pending = set(tasks)
+        try:
+            while pending:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                done, pending = await asyncio.wait(pending, timeout=remaining,
+                                                   return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    vote = t.result()
+                    votes[vote.backend] = vote
+                if self.policy.wait == "quorum" and pending and is_final(
+                        self.policy, list(votes.values()),
+                        [(tasks[t].backend.name, tasks[t].backend.operator) for t in pending]):
+                    for t in pending:
+                        b = tasks[t].backend
+                        votes[b.name] = Vote(b.name, b.operator, b.kind, Outcome.NOT_AWAITED,
+                                             detail="quorum decided before it answered")
+                    break
+        finally:
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        ordered = tuple(votes.get(m.backend.name) or Vote(
+            m.backend.name, m.backend.operator, m.backend.kind, Outcome.TIMEOUT,
+            detail="overall deadline passed") for m in self.members)
+        decision = decide(self.policy, ordered)
+        token, ear = build_combined(
+            federation_id=self.federation_id, decision=decision, votes=ordered, nonce=nonce, now=when,
+            ttl=self.ttl, key=self.signing_key, fmt=self.result_format, spelling=self.spelling,
+            embed=self.embed_results, evidence_media_type=evidence.media_type, evidence=evidence.data,
+        )
+        return AppraisalResult(token, ear, decision, ordered, nonce, self.result_format)
+
+    async def _call(self, m: Member, evidence: Evidence, nonce: bytes, deadline: float) -> RawResult:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(m.retries + 1),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05),
+            retry=retry_if_exception(_transient),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await m.backend.appraise(evidence, nonce, deadline)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
+    async def _ask(self, m: Member, evidence: Evidence, nonce: bytes, deadline: float, when: int) -> Vote:
+        b = m.backend
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            async with asyncio.timeout_at(min(deadline, start + m.timeout)):
+                raw = await self._call(m, evidence, nonce, deadline)
+        except TimeoutError:
+            return Vote(b.name, b.operator, b.kind, Outcome.TIMEOUT, detail=f"no answer within {m.timeout}s")
+        except Error as exc:
+            return Vote(b.name, b.operator, b.kind, outcome_of(exc), detail=str(exc))
+        except Exception as exc:  # a backend bug is a recorded outcome, never a federation crash
+            return Vote(b.name, b.operator, b.kind, Outcome.ERROR, detail=f"backend raised {type(exc).__name__}")
+        latency = (loop.time() - start) * 1000
+        if not isinstance(raw, RawResult) or not isinstance(raw.token, bytes):
+            return Vote(b.name, b.operator, b.kind, Outcome.MALFORMED, detail="backend returned no token",
+                        latency_ms=latency)
+        try:
+            verified = normalize(raw, Check(m.anchor, nonce, when, m.max_age, m.leeway))
+        except Error as exc:
+            return Vote(b.name, b.operator, b.kind, outcome_of(exc), detail=str(exc), raw=raw.token,
+                        media_type=raw.media_type, latency_ms=latency)
+        except Exception as exc:  # a parser bug must not crash the federation either; record it
+            return Vote(b.name, b.operator, b.kind, Outcome.ERROR, detail=f"normalizer raised {type(exc).__name__}",
+                        raw=raw.token, media_type=raw.media_type, latency_ms=latency)
+        return Vote(b.name, b.operator, b.kind, Outcome.OK, ear=_renamed(verified.ear, m.rename),
+                    raw=raw.token, media_type=raw.media_type, key_thumbprint=verified.key.thumbprint,
+                    latency_ms=latency)
+
+
+def _renamed(ear: Ear, rename: Mapping[str, str]) -> Ear:
+    if not rename:
+        return ear
+    return replace(ear, submods={rename.get(n, n): a for n, a in ear.submods.items()})

@@ -1,0 +1,83 @@
+"""Fault-injecting verifier backends that implement the real Backend protocol.
+
+They sign real EARs with real keys; a fault is a real defect in what they send (wrong key,
+wrong nonce, old iat, garbage), so the federation's real checks are what catch it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Literal
+
+from federation.ar4si import Tier, TrustVector
+from federation.ear import Appraisal, Ear, Spelling, VerifierId, encode_ear
+from federation.engine import Member
+from federation.errors import BackendUnreachableError
+from federation.evidence import Evidence
+from federation.keys import SigningKey, TrustAnchor
+from verifiers.base import RawResult
+
+Fault = Literal[
+    "none", "slow", "hang", "raise", "unreachable", "bad-signature", "untrusted-key", "wrong-nonce",
+    "stale", "malformed", "flaky",
+]
+
+NOW = 1_760_000_000  # a fixed appraisal time for tests
+
+VECTORS = {
+    Tier.AFFIRMING: {"instance-identity": 2, "executables": 2, "hardware": 2, "configuration": 0},
+    Tier.WARNING: {"instance-identity": 2, "executables": 33, "hardware": 2, "configuration": 0},
+    Tier.CONTRAINDICATED: {"instance-identity": 99, "executables": 99, "hardware": 99, "configuration": 99},
+    Tier.NONE: {"instance-identity": 0},
+}
+
+
+@dataclass
+class FakeVerifier:
+    name: str
+    operator: str = ""
+    status: Tier = Tier.AFFIRMING
+    fault: Fault = "none"
+    delay: float = 0.0
+    submod: str = "PSA_IOT"
+    fmt: Literal["jwt", "cwt"] = "jwt"
+    kind: str = "fake"
+    key: SigningKey = field(default_factory=lambda: SigningKey.generate("ES256"))
+    calls: int = 0
+
+    def __post_init__(self) -> None:
+        self.operator = self.operator or f"op-{self.name}"
+
+    async def appraise(self, evidence: Evidence, nonce: bytes, deadline: float) -> RawResult:
+        self.calls += 1
+        if self.fault == "hang":
+            await asyncio.sleep(3600)
+        if self.delay or self.fault == "slow":
+            await asyncio.sleep(self.delay or 0.2)
+        if self.fault == "raise":
+            raise RuntimeError("backend bug")
+        if self.fault == "unreachable" or (self.fault == "flaky" and self.calls == 1):
+            raise BackendUnreachableError("connection refused")
+        if self.fault == "malformed":
+            return RawResult(b"eyJhbGciOiJFUzI1NiJ9.bm90IGpzb24.AAAA")
+        ear = Ear(
+            Spelling.VERAISON.profile,
+            NOW - 4000 if self.fault == "stale" else NOW,
+            VerifierId("fake", self.name),
+            {self.submod: Appraisal.make(self.status, TrustVector.of(VECTORS[self.status]))},
+            nonce=b"\x00" * 32 if self.fault == "wrong-nonce" else nonce,
+        )
+        key = self.key
+        if self.fault == "bad-signature":
+            key = SigningKey.of(SigningKey.generate("ES256").key, "ES256", kid=self.key.kid)
+        elif self.fault == "untrusted-key":
+            key = SigningKey.generate("ES256")
+        token = encode_ear(ear, key, fmt=self.fmt)
+        return RawResult(token, "application/eat+jwt" if self.fmt == "jwt" else "application/eat+cwt")
+
+    def member(self, **kw: object) -> Member:
+        return Member(self, TrustAnchor((self.key.public,)), **kw)  # type: ignore[arg-type]
+
+
+EVIDENCE = Evidence("application/psa-attestation-token", b"\xd2evidence-bytes")

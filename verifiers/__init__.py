@@ -1,0 +1,1 @@
+"""Verifier backends: the plug-in boundary, the registry, and the backends themselves."""
