@@ -67,7 +67,7 @@ class Sign1:
 def decode_sign1(data: bytes | Any, *, max_size: int = cbor.DEFAULT_MAX_SIZE, require_tag: bool = False
                  ) -> Sign1:
     """Parse a COSE_Sign1 (tagged or not) from bytes or an already-decoded CBOR item."""
-    item = cbor.loads(data, max_size=max_size) if isinstance(data, bytes | bytearray) else data
+    item = cbor.loads(bytes(data), max_size=max_size) if isinstance(data, bytes | bytearray) else data
     if isinstance(item, cbor.CBORTag):
         if item.tag != COSE_SIGN1_TAG:
             raise MalformedError(f"cose: tag {item.tag} is not COSE_Sign1")

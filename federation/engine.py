@@ -121,7 +121,8 @@ class Federation:
     def from_config(cls, path: str | Path) -> Federation:
         from .config import load_config
 
-        return load_config(path).build()
+        fed: Federation = load_config(path).build()
+        return fed
 
     async def __aenter__(self) -> Self:
         return self

@@ -103,10 +103,9 @@ def jwk_to_private(jwk: Mapping[str, Any]) -> PrivateKey:
             return ec.EllipticCurvePrivateNumbers(_b64_int(jwk["d"], "d"), pub.public_numbers()).private_key()
         if isinstance(pub, ed25519.Ed25519PublicKey):
             return ed25519.Ed25519PrivateKey.from_private_bytes(b64url_decode(str(jwk["d"])))
-        nums = pub.public_numbers()
         p, q, d = (_b64_int(jwk.get(n), n) for n in ("p", "q", "d"))
         return rsa.RSAPrivateNumbers(
-            p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), nums
+            p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q), pub.public_numbers()
         ).private_key()
     except ValueError as exc:
         raise MalformedError(f"jwk: invalid private key: {exc}") from exc
@@ -123,8 +122,8 @@ def public_to_jwk(key: PublicKey, *, kid: str | None = None, alg: str | None = N
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         out = {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(raw)}
     elif isinstance(key, rsa.RSAPublicKey):
-        n = key.public_numbers()
-        out = {"e": _int_b64(n.e), "kty": "RSA", "n": _int_b64(n.n)}
+        rn = key.public_numbers()
+        out = {"e": _int_b64(rn.e), "kty": "RSA", "n": _int_b64(rn.n)}
     else:
         raise AlgorithmError(f"unsupported key type {type(key).__name__}")
     if kid is not None:

@@ -168,7 +168,7 @@ def parse_provenance(raw: Any) -> Provenance:
         if not isinstance(v, Mapping):
             raise MalformedError("provenance: vote must be a map")
         try:
-            outcome = Outcome(v.get("outcome"))
+            outcome = Outcome(str(v.get("outcome")))
         except ValueError as exc:
             raise MalformedError("provenance: unknown outcome") from exc
         submods = v.get("submods") or {}

@@ -7,7 +7,7 @@ the others are recorded with their reason, so an operator can see *why* a verifi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from .ear.model import Ear
 from .errors import (
@@ -24,7 +24,7 @@ from .errors import (
 __all__ = ["Outcome", "Vote", "outcome_of"]
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     OK = "ok"
     TIMEOUT = "timeout"
     UNREACHABLE = "unreachable"

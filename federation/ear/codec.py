@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from ..ar4si import Tier, TrustVector
 from ..errors import MalformedError
@@ -132,7 +132,7 @@ def _decode(claims: Any, index: int) -> Ear:
     return Ear(
         profile=profile,
         iat=iat,
-        verifier_id=VerifierId(developer, build),
+        verifier_id=VerifierId(cast(str, developer), cast(str, build)),  # validated there
         submods={name: _appraisal(a, index) for name, a in submods.items()},
         exp=std("exp"),
         nonce=nonce,
@@ -160,22 +160,26 @@ def _ext_out(ext: Mapping[str, Any], index: int) -> dict[Any, Any]:
     return out
 
 
+def _jname(names: tuple[str, str, int], idx: int) -> str:
+    return names[0] if idx == 0 else names[1]
+
+
 def to_json_claims(ear: Ear, spelling: Spelling = Spelling.VERAISON) -> dict[str, Any]:
     """Encode for a JWT. Veraison spelling: dotted names, single policy id, no top ear_status."""
     idx = 0 if spelling is Spelling.DRAFT03 else 1
     submods: dict[str, Any] = {}
     for name, a in ear.submods.items():
-        entry: dict[str, Any] = {_APPRAISAL["status"][idx]: a.status.label}
+        entry: dict[str, Any] = {_jname(_APPRAISAL["status"], idx): a.status.label}
         if a.trust_vector is not None:
-            entry[_APPRAISAL["trust_vector"][idx]] = a.trust_vector.to_json()
+            entry[_jname(_APPRAISAL["trust_vector"], idx)] = a.trust_vector.to_json()
         if a.policy_ids:
-            entry[_APPRAISAL["policy_ids"][idx]] = list(a.policy_ids) if idx == 0 else a.policy_ids[0]
+            entry[_jname(_APPRAISAL["policy_ids"], idx)] = list(a.policy_ids) if idx == 0 else a.policy_ids[0]
         entry.update(_ext_out(a.extensions, idx))
         submods[name] = entry
     out: dict[str, Any] = {
         "eat_profile": ear.profile,
         "iat": ear.iat,
-        _TOP["verifier_id"][idx]: {"developer": ear.verifier_id.developer, "build": ear.verifier_id.build},
+        _jname(_TOP["verifier_id"], idx): {"developer": ear.verifier_id.developer, "build": ear.verifier_id.build},
         "submods": submods,
     }
     if ear.exp is not None:
@@ -183,7 +187,7 @@ def to_json_claims(ear: Ear, spelling: Spelling = Spelling.VERAISON) -> dict[str
     if ear.nonce is not None:
         out["eat_nonce"] = ear.nonce if isinstance(ear.nonce, str) else nonce_text(ear.nonce)
     if ear.raw_evidence is not None:
-        out[_TOP["raw_evidence"][idx]] = b64url_encode(ear.raw_evidence)
+        out[_jname(_TOP["raw_evidence"], idx)] = b64url_encode(ear.raw_evidence)
     if idx == 0:
         out["ear_status"] = ear.status.label
     out.update({k: v for k, v in ear.extra.items() if isinstance(k, str)})

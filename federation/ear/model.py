@@ -74,7 +74,7 @@ class Ear:
     nonce: bytes | str | None = None  # CBOR: bytes; JSON: the text as issued
     raw_evidence: bytes | None = None
     reported_status: Tier | None = None  # top-level ear_status (-03), when present
-    extra: Mapping[str, Any] = field(default_factory=dict)  # unknown/extension top-level claims
+    extra: Mapping[Any, Any] = field(default_factory=dict)  # unknown/extension top-level claims (str or int keys)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:

@@ -1,0 +1,5 @@
+"""``python -m federation`` is ``ratsfed``."""
+
+from .cli.main import run
+
+run()

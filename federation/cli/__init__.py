@@ -1,0 +1,1 @@
+"""The ``ratsfed`` command line: one module per command group, ``main`` dispatches."""
