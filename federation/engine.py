@@ -209,7 +209,7 @@ class Federation:
     async def _call(self, m: Member, evidence: Evidence, nonce: bytes, deadline: float) -> RawResult:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(m.retries + 1),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             retry=retry_if_exception(_transient),
             reraise=True,
         )

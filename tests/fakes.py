@@ -76,8 +76,28 @@ class FakeVerifier:
         token = encode_ear(ear, key, fmt=self.fmt)
         return RawResult(token, "application/eat+jwt" if self.fmt == "jwt" else "application/eat+cwt")
 
+    @property
+    def public_anchor(self) -> TrustAnchor:
+        """An in-process backend may publish its key (config uses it when no anchor is set)."""
+        return TrustAnchor((self.key.public,))
+
     def member(self, **kw: object) -> Member:
         return Member(self, TrustAnchor((self.key.public,)), **kw)  # type: ignore[arg-type]
 
 
 EVIDENCE = Evidence("application/psa-attestation-token", b"\xd2evidence-bytes")
+
+
+def register_fake_kind() -> None:
+    """Make ``kind = "fake"`` available to configs in tests (options: status, fault, delay)."""
+    from verifiers.registry import Kind, VerifierSpec, register
+
+    def factory(spec: VerifierSpec) -> FakeVerifier:
+        from federation.keys import load_signing_key
+
+        o = spec.options
+        extra = {"key": load_signing_key(spec.path(o["key"]))} if "key" in o else {}
+        return FakeVerifier(spec.name, spec.operator, status=Tier.parse(o.get("status", "affirming")),
+                            fault=o.get("fault", "none"), delay=float(o.get("delay", 0.0)), **extra)
+
+    register(Kind("fake", factory, {"status": str, "fault": str, "delay": (int, float), "key": str}))
