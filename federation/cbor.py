@@ -214,7 +214,10 @@ def loads(
     if len(data) > max_size:
         raise MalformedError(f"cbor: input of {len(data)} bytes exceeds {max_size}")
     dec = _Decoder(data, max_depth, _DEFAULT_MAX_ITEMS, allow_indefinite)
-    value = dec.decode(0)
+    try:
+        value = dec.decode(0)
+    except RecursionError as exc:  # a caller's max_depth above what the interpreter's stack allows
+        raise MalformedError("cbor: nesting too deep") from exc
     if value is _BREAK:
         raise MalformedError("cbor: unexpected break")
     if dec.pos != len(data):

@@ -58,7 +58,7 @@ def test_verify_with_the_right_session_nonce(capsys: pytest.CaptureFixture[str])
     assert (code, doc["status"]) == (0, "affirming")
 
 
-def test_keys_generate_writes_private_pem_0600_and_public_jwk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_generate_writes_private_pem_0600_and_public_jwk(tmp_path: Path) -> None:
     assert main(["keys", "generate", "--out", str(tmp_path / "k"), "--alg", "EdDSA"]) == 0
     assert os.stat(tmp_path / "k" / "private.pem").st_mode & 0o777 == 0o600
     jwk = json.loads((tmp_path / "k" / "public.jwk").read_text())

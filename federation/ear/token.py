@@ -92,6 +92,8 @@ def _jwt_parts(data: bytes) -> tuple[dict[str, Any], bytes]:
     parts = data.strip().split(b".")
     if len(parts) != 3:
         raise MalformedError("jwt: must have three parts (JWS compact serialization)")
+    if any(p.endswith(b"=") for p in parts):  # RFC 7515 §2: no padding; padded variants are malleable
+        raise MalformedError("jwt: base64url padding is not allowed")
     header = decode_json(b64url_decode(parts[0]))
     if not isinstance(header, dict):
         raise MalformedError("jwt: header is not an object")
@@ -178,6 +180,7 @@ def verify_ear(
     fmt = detect_format(data)
     claims: Any
     if fmt == "jwt":
+        data = data.strip()  # a token file's trailing newline is not part of the JWS
         claims, key, alg = _jwt_verify(data, anchor, when)
         ear = from_json_claims(claims)
         nbf = claims.get("nbf") if isinstance(claims, dict) else None
