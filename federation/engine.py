@@ -25,7 +25,7 @@ from typing import Self
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from verifiers.base import Backend, ChallengingBackend, ClosableBackend, RawResult
+from verifiers.base import Backend, ChallengingBackend, ClosableBackend, RawResult, appraisal_time
 from verifiers.normalize import Check, normalize
 
 from .ear.model import Ear, Spelling
@@ -169,7 +169,11 @@ class Federation:
         when = int(now if now is not None else self._clock())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
-        tasks = {asyncio.create_task(self._ask(m, evidence, nonce, deadline, when)): m for m in self.members}
+        token_now = appraisal_time.set(when if now is not None else None)
+        try:
+            tasks = {asyncio.create_task(self._ask(m, evidence, nonce, deadline, when)): m for m in self.members}
+        finally:
+            appraisal_time.reset(token_now)
         votes: dict[str, Vote] = {}
         pending = set(tasks)
         try:

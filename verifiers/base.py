@@ -9,12 +9,18 @@ subclasses for transport failures; anything else they raise is recorded as ``err
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from federation.evidence import Evidence
 
-__all__ = ["Backend", "ChallengingBackend", "ClosableBackend", "RawResult"]
+__all__ = ["Backend", "ChallengingBackend", "ClosableBackend", "RawResult", "appraisal_time"]
+
+# The appraisal's time (epoch seconds) when the caller fixed one (``appraise(now=...)``, ``--at``).
+# In-process backends that check validity periods read it, so that one ``now`` governs the whole
+# appraisal; remote verifiers keep their own clocks.
+appraisal_time: ContextVar[int | None] = ContextVar("appraisal_time", default=None)
 
 
 @dataclass(frozen=True, slots=True)

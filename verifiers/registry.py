@@ -46,7 +46,7 @@ class Kind:
 
 _KINDS: dict[str, Kind] = {}
 # Built-in kinds, imported lazily: kind -> module that calls register() on import.
-_BUILTIN: dict[str, str] = {}
+_BUILTIN: dict[str, str] = {"local": "verifiers.local.backend"}
 
 
 def register(kind: Kind) -> Kind:

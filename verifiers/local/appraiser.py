@@ -1,0 +1,70 @@
+"""The local appraiser: route Evidence to a scheme by media type, turn its verdict into an EAR.
+
+Pure: Evidence, nonce, reference-value store and ``now`` in; an unsigned :class:`Ear` out.
+Signing and the clock belong to the backend wrapper (:mod:`.backend`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from federation.ar4si import Tier, TrustVector
+from federation.ear.model import Appraisal, Ear, Spelling, VerifierId
+from federation.errors import MalformedError, UsageError
+from federation.evidence import Evidence
+
+from .corim.store import ReferenceValueStore
+from .scheme import BadEvidence, Context, Scheme, normalize_media_type
+
+__all__ = ["LocalAppraiser"]
+
+BUILD = "ratsfed-local 0.1.0"
+CRYPTO_FAILED = 99
+
+
+class LocalAppraiser:
+    def __init__(self, schemes: Sequence[Scheme], store: ReferenceValueStore, *,
+                 developer: str = "rats-federation", build: str = BUILD, annotate: bool = True) -> None:
+        if not schemes:
+            raise UsageError("a local appraiser needs at least one scheme")
+        self.schemes = tuple(schemes)
+        self.store = store
+        self.verifier_id = VerifierId(developer, build)
+        self.annotate = annotate
+        self._routes: dict[str, Scheme] = {}
+        for scheme in self.schemes:
+            for mt in scheme.descriptor.media_types:
+                self._routes[mt] = scheme
+
+    @property
+    def media_types(self) -> list[str]:
+        return sorted(self._routes)
+
+    def route(self, media_type: str) -> Scheme:
+        """The scheme for *media_type*: the exact type with parameters, else the bare type."""
+        mt = normalize_media_type(media_type)
+        scheme = self._routes.get(mt) or self._routes.get(mt.split(";", 1)[0])
+        if scheme is None:
+            raise MalformedError(f"unsupported evidence media type {media_type!r:.80}")
+        return scheme
+
+    def appraise(self, evidence: Evidence, nonce: bytes, now: datetime, *, issued_at: int | None = None) -> Ear:
+        """Appraise at *now* (every validity check); the EAR's ``iat`` is *issued_at* or *now*."""
+        scheme = self.route(evidence.media_type)
+        name = scheme.descriptor.name
+        try:
+            submods: Mapping[str, Appraisal] = scheme.appraise(evidence, Context(nonce, now, self.store))
+        except BadEvidence as exc:
+            submods = {name: Appraisal.make(
+                Tier.CONTRAINDICATED, TrustVector.uniform(CRYPTO_FAILED), (f"policy:{name}",),
+                {"ear_veraison_policy_claims": {"problem": exc.problem}})}
+        if not self.annotate:
+            submods = {n: _without_annotation(a) for n, a in submods.items()}
+        iat = issued_at if issued_at is not None else int(now.timestamp())
+        return Ear(Spelling.VERAISON.profile, iat, self.verifier_id, submods, nonce=nonce)
+
+
+def _without_annotation(a: Appraisal) -> Appraisal:
+    ext = {k: v for k, v in a.extensions.items() if k != "ear_veraison_annotated_evidence"}
+    return Appraisal(a.status, a.trust_vector, a.policy_ids, a.reported_status, ext)

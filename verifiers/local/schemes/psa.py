@@ -1,0 +1,125 @@
+"""PSA attestation tokens (``PSA_IOT``), appraised the way Veraison's psa-iot scheme does.
+
+Steps (Veraison ``scheme/psa-iot``, standards.md §1.8):
+
+1. decode and validate the claims (bad structure -> "could not establish identity from evidence");
+2. find the attestation key through CoRIM attest-key triples by implementation id + instance id
+   (none -> "no trust anchor for evidence");
+3. check the signature with that key, then the nonce against the session nonce
+   (-> "integrity validation failed: ...");
+4. trust vector: hardware 2 once the key verified; lifecycle secured or non-PSA-RoT-debug ->
+   instance-identity, runtime-opaque and storage-opaque 2, otherwise 96; every software
+   component matching a reference measurement -> executables 2, otherwise 33; configuration,
+   file-system and sourced-data 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from federation.ar4si import Tier, TrustVector
+from federation.ear.model import Appraisal
+from federation.errors import Error, MalformedError
+from federation.evidence import Evidence
+from federation.keys import TrustAnchor, VerificationKey
+
+from ..corim.cryptokeys import public_key
+from ..corim.model import ClassMap, Environment, Measurement, Tagged
+from ..corim.store import Provenance
+from ..endorsements import EXTENSION, endorsement_records
+from ..evidence.psa import PROFILE_P1, PROFILE_P2, PROFILE_RFC9783, PsaClaims, SwComponent, decode_psa, verify_psa
+from ..scheme import BadEvidence, Context, SchemeDescriptor, normalize_media_type
+
+__all__ = ["SCHEME", "PsaScheme"]
+
+NAME = "PSA_IOT"
+POLICY_ID = f"policy:{NAME}"
+MKEY = "psa.software-component"
+_TAG_BYTES, _TAG_UEID = 560, 550
+# Lifecycle ranges that Veraison treats as trustworthy (secured, non-PSA-RoT debug).
+_TRUSTED_LIFECYCLES = ((0x3000, 0x30FF), (0x4000, 0x40FF))
+
+
+def _trusted_lifecycle(value: int) -> bool:
+    return any(lo <= value <= hi for lo, hi in _TRUSTED_LIFECYCLES)
+
+
+def _component_matches(comp: SwComponent, ref: Measurement) -> bool:
+    mkey = ref.mkey
+    if mkey is not None and not (isinstance(mkey, Tagged) and mkey.value == MKEY):
+        return False
+    mv = ref.mval
+    # PSA tokens carry no hash algorithm id: a reference digest of any algorithm must equal the bytes.
+    if not mv.digests or not any(d.value == comp.measurement_value for d in mv.digests):
+        return False
+    if mv.name is not None and mv.name != comp.measurement_type:
+        return False
+    # Veraison compares label and version when the reference has them, not the signer id.
+    return mv.version is None or mv.version.version == comp.version
+
+
+class PsaScheme:
+    descriptor = SchemeDescriptor(
+        NAME,
+        frozenset(normalize_media_type(m) for m in (
+            "application/psa-attestation-token",
+            f'application/eat+cwt; eat_profile="{PROFILE_P2}"',
+            f'application/eat+cwt; eat_profile="{PROFILE_RFC9783}"',
+            f'application/eat-cwt; eat_profile="{PROFILE_P2}"',
+        )),
+        frozenset({"tag:arm.com,2025:psa#1.0.0", "http://arm.com/psa/iot/1"}),
+    )
+
+    def appraise(self, evidence: Evidence, ctx: Context) -> Mapping[str, Appraisal]:
+        try:
+            _, claims = decode_psa(evidence.data)
+        except MalformedError as exc:
+            raise BadEvidence(f"could not establish identity from evidence: {exc.detail}") from exc
+        key, key_prov = self._attestation_key(claims, ctx)
+        try:
+            verify_psa(evidence.data, key, ctx.now)
+        except Error as exc:
+            raise BadEvidence(f"integrity validation failed: bad evidence: {exc.detail}") from exc
+        if claims.nonce != ctx.nonce:
+            raise BadEvidence("integrity validation failed: bad evidence: nonce does not match the session")
+        used: list[tuple[Provenance, str]] = [(key_prov, "attest-key")]
+        executables = 2 if self._software_ok(claims, ctx, used) else 33
+        protected = 2 if _trusted_lifecycle(claims.security_lifecycle) else 96
+        vector = TrustVector.of({
+            "instance-identity": protected, "configuration": 0, "executables": executables,
+            "file-system": 0, "hardware": 2, "runtime-opaque": protected, "storage-opaque": protected,
+            "sourced-data": 0,
+        })
+        extensions = {
+            "ear_veraison_annotated_evidence": claims.to_json(),
+            EXTENSION: endorsement_records(used),
+        }
+        return {NAME: Appraisal.make(Tier.AFFIRMING, vector, (POLICY_ID,), extensions)}
+
+    @staticmethod
+    def _attestation_key(claims: PsaClaims, ctx: Context) -> tuple[VerificationKey | TrustAnchor, Provenance]:
+        env = Environment(ClassMap(Tagged("bytes", claims.implementation_id, _TAG_BYTES)),
+                          instance=Tagged("ueid", claims.instance_id, _TAG_UEID))
+        for hit in ctx.store.attest_keys(env, ctx.now):
+            for material in hit.triple.keys:
+                try:
+                    return VerificationKey.of(public_key(material), algorithms=None), hit.provenance
+                except Error:
+                    continue
+        raise BadEvidence("no trust anchor for evidence")
+
+    @staticmethod
+    def _software_ok(claims: PsaClaims, ctx: Context, used: list[tuple[Provenance, str]]) -> bool:
+        if claims.profile == PROFILE_P1 and claims.no_software_measurements:
+            return False
+        refs = ctx.store.reference_values(
+            Environment(ClassMap(Tagged("bytes", claims.implementation_id, _TAG_BYTES))), ctx.now, by_identity=True)
+        for comp in claims.software_components:
+            hit = next((r for r in refs for m in r.triple.measurements if _component_matches(comp, m)), None)
+            if hit is None:
+                return False
+            used.append((hit.provenance, "reference-values"))
+        return bool(claims.software_components)
+
+
+SCHEME = PsaScheme()
