@@ -114,12 +114,14 @@ class PsaScheme:
             return False
         refs = ctx.store.reference_values(
             Environment(ClassMap(Tagged("bytes", claims.implementation_id, _TAG_BYTES))), ctx.now, by_identity=True)
+        all_matched = True
         for comp in claims.software_components:
             hit = next((r for r in refs for m in r.triple.measurements if _component_matches(comp, m)), None)
             if hit is None:
-                return False
-            used.append((hit.provenance, "reference-values"))
-        return bool(claims.software_components)
+                all_matched = False  # keep going: provenance names every reference that did match
+            else:
+                used.append((hit.provenance, "reference-values"))
+        return all_matched and bool(claims.software_components)
 
 
 SCHEME = PsaScheme()
