@@ -30,7 +30,15 @@ from verifiers.normalize import Check, normalize
 
 from .ear.model import Ear, Spelling
 from .ear.token import Format
-from .errors import BackendHTTPError, BackendUnreachableError, ConfigError, Error, StaleError, UsageError
+from .errors import (
+    BackendHTTPError,
+    BackendUnreachableError,
+    ConfigError,
+    Error,
+    MalformedError,
+    StaleError,
+    UsageError,
+)
 from .evidence import Evidence
 from .keys import SigningKey, TrustAnchor
 from .quorum import QuorumPolicy, decide, is_final
@@ -207,6 +215,7 @@ class Federation:
             federation_id=self.federation_id, decision=decision, votes=ordered, nonce=nonce, now=when,
             ttl=self.ttl, key=self.signing_key, fmt=self.result_format, spelling=self.spelling,
             embed=self.embed_results, evidence_media_type=evidence.media_type, evidence=evidence.data,
+            renames={m.backend.name: m.rename for m in self.members if m.rename},
         )
         return AppraisalResult(token, ear, decision, ordered, nonce, self.result_format)
 
@@ -241,13 +250,14 @@ class Federation:
                         latency_ms=latency)
         try:
             verified = normalize(raw, Check(m.anchor, nonce, when, m.max_age, m.leeway))
+            ear = _renamed(verified.ear, m.rename)
         except Error as exc:
             return Vote(b.name, b.operator, b.kind, outcome_of(exc), detail=str(exc), raw=raw.token,
                         media_type=raw.media_type, latency_ms=latency)
         except Exception as exc:  # a parser bug must not crash the federation either; record it
             return Vote(b.name, b.operator, b.kind, Outcome.ERROR, detail=f"normalizer raised {type(exc).__name__}",
                         raw=raw.token, media_type=raw.media_type, latency_ms=latency)
-        return Vote(b.name, b.operator, b.kind, Outcome.OK, ear=_renamed(verified.ear, m.rename),
+        return Vote(b.name, b.operator, b.kind, Outcome.OK, ear=ear,
                     raw=raw.token, media_type=raw.media_type, key_thumbprint=verified.key.thumbprint,
                     latency_ms=latency)
 
@@ -255,4 +265,7 @@ class Federation:
 def _renamed(ear: Ear, rename: Mapping[str, str]) -> Ear:
     if not rename:
         return ear
-    return replace(ear, submods={rename.get(n, n): a for n, a in ear.submods.items()})
+    submods = {rename.get(n, n): a for n, a in ear.submods.items()}
+    if len(submods) != len(ear.submods):  # two submods under one name: one would silently vanish
+        raise MalformedError("rename maps two of the result's submods to one name")
+    return replace(ear, submods=submods)

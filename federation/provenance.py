@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .ear.model import Ear, Spelling
@@ -60,9 +60,11 @@ def _raw_text(vote: Vote) -> str | None:
     return text if text.startswith("ey") else b64url_encode(vote.raw)
 
 
-def _vote_entry(vote: Vote, embed: bool) -> dict[str, Any]:
+def _vote_entry(vote: Vote, embed: bool, rename: Mapping[str, str] | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": vote.backend, "operator": vote.operator, "kind": vote.kind,
                              "outcome": vote.outcome.value}
+    if rename:
+        entry["rename"] = dict(rename)  # backend submod name -> federation name, for re-verification
     if vote.detail:
         entry["detail"] = vote.detail[:300]
     if vote.ear is not None:
@@ -96,14 +98,15 @@ def _endorsements(votes: Sequence[Vote]) -> list[Any]:
 
 
 def build_provenance(*, federation_id: str, decision: Decision, votes: Sequence[Vote], embed: bool,
-                     evidence_media_type: str, evidence_sha256: str) -> dict[str, Any]:
+                     evidence_media_type: str, evidence_sha256: str,
+                     renames: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "version": VERSION,
         "federation": federation_id,
         "policy": decision.policy.as_dict(),
         "decision": decision.explain(),
         "evidence": {"media_type": evidence_media_type, "sha256": evidence_sha256},
-        "votes": [_vote_entry(v, embed) for v in votes],
+        "votes": [_vote_entry(v, embed, (renames or {}).get(v.backend)) for v in votes],
     }
     endorsements = _endorsements(votes)
     if endorsements:
@@ -123,6 +126,7 @@ class RecordedVote:
     result: bytes | None  # the embedded raw result, when present
     key_thumbprint: str | None
     media_type: str | None
+    rename: Mapping[str, str] = field(default_factory=dict)  # the member's submod renaming, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +178,14 @@ def parse_provenance(raw: Any) -> Provenance:
         submods = v.get("submods") or {}
         if not isinstance(submods, Mapping):
             raise MalformedError("provenance: submods must be a map")
+        rename = v.get("rename") or {}
+        if not isinstance(rename, Mapping) or not all(
+                isinstance(a, str) and isinstance(b, str) for a, b in rename.items()):
+            raise MalformedError("provenance: rename must be a map of text to text")
         records.append(RecordedVote(
             _str(v, "name"), _str(v, "operator"), _str(v, "kind"), outcome, _str(v, "status", True),
             dict(submods), _str(v, "result_sha256", True), _result_bytes(_str(v, "result", True)),
-            _str(v, "key_thumbprint", True), _str(v, "media_type", True),
+            _str(v, "key_thumbprint", True), _str(v, "media_type", True), dict(rename),
         ))
     endorsements = raw.get("endorsements") or []
     return Provenance(_str(raw, "federation"), policy, _str(raw, "decision"), tuple(records),

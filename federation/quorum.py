@@ -3,20 +3,27 @@
 Theory of operation, per submodule:
 
 1. Only ``ok`` votes count. Votes are grouped by *voter*: the backend, or its operator when
-   ``distinct_operators`` is on; a voter with several backends counts once, at the worst of
-   its statuses (so adding a verifier under the same operator can never help).
+   ``distinct_operators`` is on; a voter with several backends counts once, at the best of its
+   statuses (DESIGN §3: "at least k ok results, counting distinct operators"). So an operator
+   never counts twice, and a failing second backend of an operator can never help it.
 2. Status: the best tier T (affirming > warning > contraindicated) such that at least k voters
    report a status at least as good as T; ``none`` supports nothing. No tier reaches k -> none.
 3. Veto (default on): any ok vote saying contraindicated makes the submodule contraindicated.
-4. Trust vector: each claim is the k-th best value among the voters that report it (order
-   statistic under :func:`federation.ar4si.claim_rank`, whose docstring states the tie rule);
-   fewer than k reporters -> the claim is absent; with veto, a contraindicated value wins.
+4. Trust vector: each claim is the k-th best value over *all* ok voters, in the order of
+   :func:`claim_order`: affirming values > no claim (0, 1, -1, then absent) > warning values >
+   contraindicated values, with :func:`federation.ar4si.claim_rank`'s tie rule inside a range.
+   A voter that is silent on a claim raised no finding against it, so it ranks above one that
+   reports a warning: a warning claim reaches the combined vector only when it keeps k voters
+   from agreeing on better, exactly as a warning status does. Fewer than k voters -> absent;
+   with veto, a contraindicated value wins.
 5. The status is then capped by its own vector's worst claim (EAR §3.1).
 
-Each step can only lower the result when a vote gets worse or disappears: that is the fail-closed
-property the tests check with hypothesis. :func:`is_final` answers the ``wait = "quorum"``
+Each step can only lower the result when a vote gets worse or fails: that is the fail-closed
+property the tests check with hypothesis. (Ranking "no claim" *below* warning values, as the
+support order of ``claim_rank`` does, breaks it: an affirming voter that stops reporting a claim
+would uncap a lone warning and raise the status.) :func:`is_final` answers the ``wait = "quorum"``
 question "can the backends still pending change any status?" by deciding again with every
-pending backend imagined perfect.
+pending backend imagined perfect, which is sound because of that monotonicity.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from .ear.model import PROFILE_VERAISON, Appraisal, Ear, VerifierId
 from .errors import ConfigError
 from .votes import Outcome, Vote
 
-__all__ = ["FALLBACK_SUBMOD", "Decision", "QuorumPolicy", "SubmodDecision", "Wait", "decide", "is_final"]
+__all__ = ["FALLBACK_SUBMOD", "Decision", "QuorumPolicy", "SubmodDecision", "Wait", "claim_order", "decide", "is_final"]
 
 Wait = Literal["all", "quorum"]
 FALLBACK_SUBMOD = "federation"  # the submodule reported when no ok vote named any
@@ -48,10 +55,17 @@ class QuorumPolicy:
     id: str = "ratsfed:quorum/v1"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.k, int) or not isinstance(self.n, int) or not 1 <= self.k <= self.n:
-            raise ConfigError(f"quorum needs 1 <= k <= n (k={self.k}, n={self.n})", key="quorum.k")
+        if any(not isinstance(x, int) or isinstance(x, bool) for x in (self.k, self.n)) or not (
+                1 <= self.k <= self.n):
+            raise ConfigError(f"quorum needs 1 <= k <= n (k={self.k!r}, n={self.n!r})", key="quorum.k")
         if self.wait not in ("all", "quorum"):
             raise ConfigError(f"wait must be 'all' or 'quorum', not {self.wait!r}", key="quorum.wait")
+        # Also built from a token's provenance: "veto": "no" must not read as true.
+        for key in ("veto", "distinct_operators"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{key} must be true or false", key=f"quorum.{key}")
+        if not isinstance(self.id, str):
+            raise ConfigError("policy id must be text", key="quorum.policy_id")
 
     def describe(self) -> str:
         parts = [f"{self.k}-of-{self.n}", "veto" if self.veto else "no veto", f"wait={self.wait}"]
@@ -123,8 +137,19 @@ def _claim_in(vote: Vote, name: str, claim: str) -> int | None:
     return a.trust_vector.get(claim)
 
 
-def _rank(value: int | None) -> tuple[int, int, int]:
-    return claim_rank(value) if value is not None else (-1, 0, 0)
+_CLAIM_GROUP = {Tier.AFFIRMING: 3, Tier.NONE: 2, Tier.WARNING: 1, Tier.CONTRAINDICATED: 0}
+
+
+def claim_order(value: int | None) -> tuple[int, int, int]:
+    """The order of the trust-vector order statistic (larger = better; ``None`` = absent).
+
+    Ranges: affirming > no claim > warning > contraindicated; inside a range the tie rule of
+    :func:`federation.ar4si.claim_rank`; absent is the lowest of the no-claim range.
+    """
+    if value is None:
+        return (_CLAIM_GROUP[Tier.NONE], -1, 0)
+    _, standard, closeness = claim_rank(value)
+    return (_CLAIM_GROUP[tier_of_claim(value)], standard, closeness)
 
 
 def _voter(policy: QuorumPolicy, vote: Vote) -> str:
@@ -136,7 +161,7 @@ def _decide_submod(policy: QuorumPolicy, ok: Sequence[Vote], name: str) -> Submo
     for v in ok:
         key, st = _voter(policy, v), _status_in(v, name)
         prev = per_voter.get(key)
-        per_voter[key] = st if prev is None or st.rank < prev.rank else prev
+        per_voter[key] = st if prev is None or st.rank > prev.rank else prev
     status = Tier.NONE
     for tier in (Tier.AFFIRMING, Tier.WARNING, Tier.CONTRAINDICATED):
         if sum(1 for s in per_voter.values() if s.at_least(tier)) >= policy.k:
@@ -163,9 +188,9 @@ def _combine_vector(policy: QuorumPolicy, ok: Sequence[Vote], name: str) -> Trus
         per_voter: dict[str, int | None] = {}
         for v in ok:
             key, val = _voter(policy, v), _claim_in(v, name, claim)
-            if key not in per_voter or _rank(val) < _rank(per_voter[key]):
+            if key not in per_voter or claim_order(val) > claim_order(per_voter[key]):
                 per_voter[key] = val
-        values = sorted((x for x in per_voter.values() if x is not None), key=claim_rank, reverse=True)
+        values = sorted(per_voter.values(), key=claim_order, reverse=True)
         chosen: int | None = values[policy.k - 1] if len(values) >= policy.k else None
         if policy.veto:
             contra = [x for v in ok if (x := _claim_in(v, name, claim)) is not None

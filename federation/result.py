@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -73,10 +73,11 @@ def build_combined(
     embed: bool,
     evidence_media_type: str,
     evidence: bytes,
+    renames: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[bytes, Ear]:
     provenance = build_provenance(
         federation_id=federation_id, decision=decision, votes=votes, embed=embed,
-        evidence_media_type=evidence_media_type, evidence_sha256=digest(evidence),
+        evidence_media_type=evidence_media_type, evidence_sha256=digest(evidence), renames=renames,
     )
     submods = {
         name: Appraisal(d.status, d.trust_vector, (decision.policy.id,))
@@ -139,7 +140,10 @@ def _reverify(prov: Provenance, ear: Ear, anchors: Mapping[str, TrustAnchor], le
             raise PolicyError(f"vote {rec.name!r}: recorded key thumbprint differs from the signer")
         if rec.status != backend.ear.status.label:
             raise PolicyError(f"vote {rec.name!r}: recorded status differs from its result")
-        votes.append(Vote(rec.name, rec.operator, rec.kind, Outcome.OK, ear=backend.ear,
+        renamed = {rec.rename.get(n, n): a for n, a in backend.ear.submods.items()}
+        if len(renamed) != len(backend.ear.submods):
+            raise PolicyError(f"vote {rec.name!r}: its rename table merges submods")
+        votes.append(Vote(rec.name, rec.operator, rec.kind, Outcome.OK, ear=replace(backend.ear, submods=renamed),
                           raw=rec.result, key_thumbprint=backend.key.thumbprint))
     decision = decide(prov.policy, votes)
     for name, d in decision.submods.items():

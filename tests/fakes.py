@@ -10,18 +10,25 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Literal
 
+import jwt as pyjwt
+
+from federation import cbor, cose
 from federation.ar4si import Tier, TrustVector
 from federation.ear import Appraisal, Ear, Spelling, VerifierId, encode_ear
 from federation.engine import Member
-from federation.errors import BackendUnreachableError
+from federation.errors import BackendHTTPError, BackendUnreachableError
 from federation.evidence import Evidence
 from federation.keys import SigningKey, TrustAnchor
 from verifiers.base import RawResult
 
 Fault = Literal[
     "none", "slow", "hang", "raise", "unreachable", "bad-signature", "untrusted-key", "wrong-nonce",
-    "stale", "malformed", "flaky",
+    "stale", "malformed", "flaky", "garbage", "http-error", "no-token",
 ]
+# malformed:  signed with the right key, but the claims are not an EAR (so it is the *parse* that fails)
+# garbage:    bytes that are no token at all (an error page where the token should be)
+# http-error: the verifier answers HTTP 503 every time (transient: retried, then recorded)
+# no-token:   the backend returns something that is not a RawResult (a backend bug)
 
 NOW = 1_760_000_000  # a fixed appraisal time for tests
 
@@ -45,6 +52,7 @@ class FakeVerifier:
     kind: str = "fake"
     key: SigningKey = field(default_factory=lambda: SigningKey.generate("ES256"))
     calls: int = 0
+    more_submods: dict[str, Tier] = field(default_factory=dict)  # further submods reported, by status
 
     def __post_init__(self) -> None:
         self.operator = self.operator or f"op-{self.name}"
@@ -59,13 +67,20 @@ class FakeVerifier:
             raise RuntimeError("backend bug")
         if self.fault == "unreachable" or (self.fault == "flaky" and self.calls == 1):
             raise BackendUnreachableError("connection refused")
+        if self.fault == "http-error":
+            raise BackendHTTPError("service unavailable", status=503)
+        if self.fault == "garbage":
+            return RawResult(b"<html><body>502 Bad Gateway</body></html>")
+        if self.fault == "no-token":
+            return "not a RawResult"  # type: ignore[return-value]
         if self.fault == "malformed":
-            return RawResult(b"eyJhbGciOiJFUzI1NiJ9.bm90IGpzb24.AAAA")
+            return self._signed_non_ear(nonce)
         ear = Ear(
             Spelling.VERAISON.profile,
             NOW - 4000 if self.fault == "stale" else NOW,
             VerifierId("fake", self.name),
-            {self.submod: Appraisal.make(self.status, TrustVector.of(VECTORS[self.status]))},
+            {name: Appraisal.make(status, TrustVector.of(VECTORS[status]))
+             for name, status in {self.submod: self.status, **self.more_submods}.items()},
             nonce=b"\x00" * 32 if self.fault == "wrong-nonce" else nonce,
         )
         key = self.key
@@ -80,6 +95,15 @@ class FakeVerifier:
     def public_anchor(self) -> TrustAnchor:
         """An in-process backend may publish its key (config uses it when no anchor is set)."""
         return TrustAnchor((self.key.public,))
+
+    def _signed_non_ear(self, nonce: bytes) -> RawResult:
+        """A correctly signed token whose claims are not an EAR (unknown profile, no submods)."""
+        if self.fmt == "jwt":
+            claims = {"eat_profile": "tag:example.com,2024:not-ear", "iat": NOW, "eat_nonce": nonce.hex()}
+            text = pyjwt.encode(claims, self.key.key, algorithm=self.key.algorithm, headers={"kid": self.key.kid})
+            return RawResult(text.encode("ascii"), "application/eat+jwt")
+        payload = cbor.dumps({265: "tag:example.com,2024:not-ear", 6: NOW, 10: nonce})
+        return RawResult(cose.sign1(payload, self.key), "application/eat+cwt")
 
     def member(self, **kw: object) -> Member:
         return Member(self, TrustAnchor((self.key.public,)), **kw)  # type: ignore[arg-type]
