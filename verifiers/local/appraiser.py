@@ -14,8 +14,9 @@ from federation.ear.model import Appraisal, Ear, Spelling, VerifierId
 from federation.errors import MalformedError, UsageError
 from federation.evidence import Evidence
 
+from .collateral.base import Collateral, CollateralRequest
 from .corim.store import ReferenceValueStore
-from .scheme import BadEvidence, Context, Scheme, normalize_media_type
+from .scheme import BadEvidence, Context, NeedsCollateral, Scheme, normalize_media_type
 
 __all__ = ["LocalAppraiser"]
 
@@ -49,12 +50,19 @@ class LocalAppraiser:
             raise MalformedError(f"unsupported evidence media type {media_type!r:.80}")
         return scheme
 
-    def appraise(self, evidence: Evidence, nonce: bytes, now: datetime, *, issued_at: int | None = None) -> Ear:
+    def collateral_requests(self, evidence: Evidence) -> list[CollateralRequest]:
+        """What collateral *evidence* needs (empty for schemes that need none)."""
+        scheme = self.route(evidence.media_type)
+        return scheme.collateral_requests(evidence) if isinstance(scheme, NeedsCollateral) else []
+
+    def appraise(self, evidence: Evidence, nonce: bytes, now: datetime, *, issued_at: int | None = None,
+                 collateral: Mapping[CollateralRequest, Collateral] | None = None) -> Ear:
         """Appraise at *now* (every validity check); the EAR's ``iat`` is *issued_at* or *now*."""
         scheme = self.route(evidence.media_type)
         name = scheme.descriptor.name
+        ctx = Context(nonce, now, self.store, collateral or {})
         try:
-            submods: Mapping[str, Appraisal] = scheme.appraise(evidence, Context(nonce, now, self.store))
+            submods: Mapping[str, Appraisal] = scheme.appraise(evidence, ctx)
         except BadEvidence as exc:
             submods = {name: Appraisal.make(
                 Tier.CONTRAINDICATED, TrustVector.uniform(CRYPTO_FAILED), (f"policy:{name}",),

@@ -21,6 +21,7 @@ from federation.keys import SigningKey, TrustAnchor, load_signing_key, load_trus
 from ..base import RawResult, appraisal_time
 from ..registry import Kind, VerifierSpec, register
 from .appraiser import LocalAppraiser
+from .collateral.base import CollateralStore, EmptyStore, resolve
 from .corim.store import ReferenceValueStore, load_paths
 from .schemes import BUILTIN
 
@@ -32,7 +33,7 @@ class LocalBackend:
 
     def __init__(self, name: str, operator: str, appraiser: LocalAppraiser, key: SigningKey, *,
                  fmt: Literal["jwt", "cwt"] = "jwt", spelling: Spelling = Spelling.VERAISON,
-                 at: int | None = None) -> None:
+                 at: int | None = None, collateral: CollateralStore | None = None) -> None:
         self.name = name
         self.operator = operator
         self.appraiser = appraiser
@@ -40,6 +41,7 @@ class LocalBackend:
         self.fmt: Literal["jwt", "cwt"] = fmt
         self.spelling = spelling
         self.at = at
+        self.collateral: CollateralStore = collateral if collateral is not None else EmptyStore()
 
     @property
     def public_anchor(self) -> TrustAnchor:
@@ -55,7 +57,8 @@ class LocalBackend:
 
     async def appraise(self, evidence: Evidence, nonce: bytes, deadline: float) -> RawResult:
         now, issued = self.times()
-        ear = self.appraiser.appraise(evidence, nonce, now, issued_at=issued)
+        found = await resolve(self.collateral, self.appraiser.collateral_requests(evidence))
+        ear = self.appraiser.appraise(evidence, nonce, now, issued_at=issued, collateral=found)
         token = encode_ear(ear, self.key, fmt=self.fmt, spelling=self.spelling)
         return RawResult(token, "application/eat+jwt" if self.fmt == "jwt" else "application/eat+cwt")
 

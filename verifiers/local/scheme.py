@@ -13,16 +13,17 @@ Evidence is at fault and becomes a contraindicated appraisal (all claims 99, the
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from federation.ear.model import Appraisal
 from federation.evidence import Evidence
 
+from .collateral.base import Collateral, CollateralRequest
 from .corim.store import ReferenceValueStore
 
-__all__ = ["BadEvidence", "Context", "Scheme", "SchemeDescriptor", "normalize_media_type"]
+__all__ = ["BadEvidence", "Context", "NeedsCollateral", "Scheme", "SchemeDescriptor", "normalize_media_type"]
 
 
 class BadEvidence(Exception):
@@ -59,6 +60,7 @@ class Context:
     nonce: bytes
     now: datetime
     store: ReferenceValueStore
+    collateral: Mapping[CollateralRequest, Collateral] = field(default_factory=dict)
 
 
 class Scheme(Protocol):
@@ -66,4 +68,14 @@ class Scheme(Protocol):
 
     def appraise(self, evidence: Evidence, ctx: Context) -> Mapping[str, Appraisal]:
         """Appraise *evidence*; raise :class:`BadEvidence` when the Evidence is at fault."""
+        ...
+
+
+@runtime_checkable
+class NeedsCollateral(Protocol):
+    """A scheme whose appraisal needs collateral the Evidence does not carry (certificates,
+    TCB info, CRLs). The backend resolves the requests before calling ``appraise``."""
+
+    def collateral_requests(self, evidence: Evidence) -> list[CollateralRequest]:
+        """What to look up for *evidence* (parsing only; a malformed one may return [])."""
         ...
