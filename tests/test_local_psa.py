@@ -134,3 +134,11 @@ def test_compiled_good_claims_equal_the_vector_claims() -> None:
     tok = encode_psa(ours, key("ec.p256.jwk"))
     vector = cose.decode_sign1((PSA / "evidence" / "psa.good.cose").read_bytes())
     assert cbor.loads(cose.decode_sign1(tok).payload or b"") == cbor.loads(vector.payload or b"")
+
+
+def test_unsupported_algorithm_is_bad_evidence_not_a_crash(appraiser: LocalAppraiser) -> None:
+    good = cose.decode_sign1((PSA / "evidence" / "psa.good.cose").read_bytes())
+    weird = cbor.dumps(cbor.CBORTag(18, [cbor.dumps({1: -999}), {}, good.payload, good.signature]))
+    sub = as_veraison(appraiser.appraise(Evidence(MT, weird), N32, NOW))
+    assert sub["ear.status"] == "contraindicated"
+    assert sub["ear.veraison.policy-claims"]["problem"].startswith("could not establish identity")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from ..scheme import Scheme
+from .cca import SCHEME as CCA
+from .eat import SCHEME as EAT
 from .psa import SCHEME as PSA
 
-__all__ = ["BUILTIN", "PSA"]
+__all__ = ["BUILTIN", "CCA", "EAT", "PSA"]
 
-BUILTIN: dict[str, Scheme] = {PSA.descriptor.name: PSA}
+BUILTIN: dict[str, Scheme] = {s.descriptor.name: s for s in (PSA, CCA, EAT)}

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from federation.ar4si import Tier, TrustVector
 from federation.ear.model import Appraisal
-from federation.errors import Error, MalformedError
+from federation.errors import Error, MalformedError, VerificationError
 from federation.evidence import Evidence
 from federation.keys import TrustAnchor, VerificationKey
 
@@ -73,7 +73,7 @@ class PsaScheme:
     def appraise(self, evidence: Evidence, ctx: Context) -> Mapping[str, Appraisal]:
         try:
             _, claims = decode_psa(evidence.data)
-        except MalformedError as exc:
+        except (MalformedError, VerificationError) as exc:  # incl. an algorithm we do not support
             raise BadEvidence(f"could not establish identity from evidence: {exc.detail}") from exc
         key, key_prov = self._attestation_key(claims, ctx)
         try:
