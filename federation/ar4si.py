@@ -160,7 +160,10 @@ class TrustVector:
         return dict(self.claims)
 
     def get(self, name: str) -> int | None:
-        return dict(self.claims).get(name)
+        for claim, value in self.claims:  # at most 8 entries: a scan beats building a dict
+            if claim == name:
+                return value
+        return None
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
         return iter(self.claims)

@@ -147,6 +147,7 @@ class VerificationKey:
     key: PublicKey
     algorithms: frozenset[str]
     kid: str | None = None
+    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, key: PublicKey, *, kid: str | None = None, algorithms: Iterable[str] | None = None
@@ -158,7 +159,10 @@ class VerificationKey:
 
     @property
     def thumbprint(self) -> str:
-        return thumbprint(self.key)
+        """RFC 7638 thumbprint, computed once per key object (it names every vote's signer)."""
+        if "tp" not in self._cache:
+            self._cache["tp"] = thumbprint(self.key)
+        return self._cache["tp"]
 
     def jwk(self) -> dict[str, str]:
         alg = next(iter(self.algorithms)) if len(self.algorithms) == 1 else None

@@ -228,6 +228,18 @@ def is_final(policy: QuorumPolicy, received: Sequence[Vote], pending: Sequence[t
     """True when no answer from the *pending* (backend, operator) pairs could raise any status."""
     if not pending:
         return True
+    # Cheap pre-check (decide() is O(n) per call and runs after every arrival): while fewer than
+    # k voters have answered ok and nothing vetoed, every status is still none; it is final only
+    # if the pending backends cannot make up the difference.
+    ok = [v for v in received if v.ok]
+    voters = {_voter(policy, v) for v in ok}
+    vetoed = policy.veto and any(
+        a.status is Tier.CONTRAINDICATED for v in ok if v.ear is not None for a in v.ear.submods.values())
+    if len(voters) < policy.k and not vetoed:
+        supporting = {_voter(policy, v) for v in ok if v.ear is not None
+                      and any(a.status is not Tier.NONE for a in v.ear.submods.values())}
+        possible = supporting | {o if policy.distinct_operators else b for b, o in pending}
+        return len(possible) < policy.k
     current = decide(policy, received)
     names = [n for n in current.submods if n != FALLBACK_SUBMOD] or ["*"]
     hopeful = [Vote(b, o, "pending", Outcome.OK, ear=_perfect(names)) for b, o in pending]
