@@ -8,6 +8,9 @@ Shape (see config/*.toml for examples and docs/configuration.md for every key)::
     [quorum]       k, veto, wait, distinct_operators, policy_id
     [[verifiers]]  name, kind, operator, trust_anchor, algorithms, timeout, retries, max_age,
                    leeway, rename, options (kind-specific table)
+    [server]       role, host, port, max_body, max_concurrency, session_ttl, max_sessions,
+                   max_session_bytes, auth_tokens_env, tls_cert, tls_key, verifier, spelling,
+                   previous_keys, unhealthy_after (``ratsfed serve``; see docs/service.md)
 
 Relative paths are resolved against the config file's folder.
 """
@@ -18,7 +21,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from verifiers.registry import VerifierSpec, create
 
@@ -27,7 +30,7 @@ from .errors import ConfigError, Error
 from .keys import SigningKey, TrustAnchor, load_signing_key, load_trust_anchor
 from .quorum import QuorumPolicy
 
-__all__ = ["Config", "VerifierConfig", "load_config", "parse_config"]
+__all__ = ["Config", "ServerConfig", "VerifierConfig", "load_config", "parse_config"]
 
 _Types = type | tuple[type, ...]
 _FEDERATION: dict[str, _Types] = {
@@ -41,7 +44,13 @@ _VERIFIER: dict[str, _Types] = {
     "name": str, "kind": str, "operator": str, "trust_anchor": str, "algorithms": list,
     "timeout": (int, float), "retries": int, "max_age": int, "leeway": int, "rename": dict, "options": dict,
 }
-_TOP: dict[str, _Types] = {"federation": dict, "quorum": dict, "verifiers": list}
+_SERVER: dict[str, _Types] = {
+    "role": str, "host": str, "port": int, "max_body": int, "max_concurrency": int, "session_ttl": (int, float),
+    "max_sessions": int, "max_session_bytes": int, "auth_tokens_env": str, "tls_cert": str, "tls_key": str,
+    "verifier": str, "spelling": str, "previous_keys": list, "unhealthy_after": int,
+}
+_TOP: dict[str, _Types] = {"federation": dict, "quorum": dict, "verifiers": list, "server": dict}
+_MAX_BODY = 4 << 20  # bytes: the largest request body a server may be configured to accept
 
 
 def _check(table: Mapping[str, Any], schema: Mapping[str, _Types], where: str, file: str) -> None:
@@ -50,7 +59,8 @@ def _check(table: Mapping[str, Any], schema: Mapping[str, _Types], where: str, f
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(schema))})", key=f"{where}{key}",
                               file=file)
         expected = schema[key]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected in (int, (int, float))):
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             raise ConfigError(f"wrong type {type(value).__name__}", key=f"{where}{key}", file=file)
 
 
@@ -73,6 +83,27 @@ class VerifierConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """``[server]``: how ``ratsfed serve`` exposes this config (limits have units in comments)."""
+
+    role: Literal["verifier", "federator"] = "federator"
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 = any free port (the bound address is printed at start)
+    max_body: int = 1 << 20  # bytes per request body (413 above)
+    max_concurrency: int = 64  # appraisals in flight (503 + Retry-After above)
+    session_ttl: float = 150.0  # seconds a challenge-response session lives (Veraison: 2m30s)
+    max_sessions: int = 10_000  # live sessions held at once (503 above)
+    max_session_bytes: int = 64 << 20  # bytes of evidence + results held in sessions at once
+    auth_tokens_env: str | None = None  # env var with comma-separated bearer tokens; None = no auth
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    verifier: str | None = None  # verifier role: the [[verifiers]] entry (kind local) to expose
+    spelling: Spelling | None = None  # EAR spelling of results; None = [federation].spelling
+    previous_keys: tuple[Path, ...] = ()  # public keys still published in the JWKS (rotation)
+    unhealthy_after: int = 3  # consecutive failed votes that make a backend unhealthy
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     federation_id: str
@@ -86,6 +117,7 @@ class Config:
     session_ttl: float
     policy: QuorumPolicy
     verifiers: tuple[VerifierConfig, ...]
+    server: ServerConfig = ServerConfig()
 
     def load_signing_key(self) -> SigningKey:
         if self.signing_key is None:
@@ -132,6 +164,70 @@ def _path(base: Path, value: str) -> str:
         return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else base / p)
+
+
+def _positive(table: Mapping[str, Any], key: str, default: Any, file: str, *, low: float = 1,
+              high: float | None = None) -> Any:
+    value = table.get(key, default)
+    if value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ConfigError(f"must be {bounds}", key=f"server.{key}", file=file)
+    return value
+
+
+def _server(table: Mapping[str, Any], base: Path, file: str, verifiers: list[VerifierConfig],
+            federation: Mapping[str, Any]) -> ServerConfig:
+    _check(table, _SERVER, "server.", file)
+    role = _choice(table.get("role", "federator"), ("verifier", "federator"), "server.role", file)
+    d = ServerConfig()
+    tls = [table.get("tls_cert"), table.get("tls_key")]
+    if (tls[0] is None) != (tls[1] is None):
+        raise ConfigError("tls_cert and tls_key go together", key="server.tls_cert", file=file)
+    keys = table.get("previous_keys", [])
+    if not all(isinstance(k, str) for k in keys):
+        raise ConfigError("must be a list of public key file paths", key="server.previous_keys", file=file)
+    env = table.get("auth_tokens_env")
+    if env is not None and (not env or not env.replace("_", "").isalnum()):
+        raise ConfigError("must name an environment variable", key="server.auth_tokens_env", file=file)
+    verifier = table.get("verifier")
+    if role == "verifier":
+        local = [vc for vc in verifiers if vc.spec.kind == "local"]
+        if verifier is None and len(verifiers) == 1:
+            verifier = verifiers[0].spec.name
+        chosen = [vc for vc in verifiers if vc.spec.name == verifier]
+        if not chosen:
+            names = ", ".join(vc.spec.name for vc in local) or "none configured"
+            raise ConfigError(f"name the [[verifiers]] entry to expose (kind local: {names})",
+                              key="server.verifier", file=file)
+        if chosen[0].spec.kind != "local":
+            raise ConfigError(f"verifier {verifier!r} is kind {chosen[0].spec.kind!r}; a verifier-role server "
+                              "exposes a local appraiser", key="server.verifier", file=file)
+    elif verifier is not None:
+        raise ConfigError("only for role = \"verifier\"", key="server.verifier", file=file)
+    session_ttl = float(_positive(table, "session_ttl", d.session_ttl, file, low=1))
+    fed_ttl = float(federation.get("session_ttl", 300.0))
+    if role == "federator" and session_ttl > fed_ttl:
+        raise ConfigError(f"must not exceed federation.session_ttl ({fed_ttl:g}s): the federation refuses "
+                          "older sessions", key="server.session_ttl", file=file)
+    spelling = table.get("spelling")
+    return ServerConfig(
+        role="verifier" if role == "verifier" else "federator",
+        host=table.get("host", d.host),
+        port=_positive(table, "port", d.port, file, low=0, high=65535),
+        max_body=_positive(table, "max_body", d.max_body, file, high=_MAX_BODY),
+        max_concurrency=_positive(table, "max_concurrency", d.max_concurrency, file),
+        session_ttl=session_ttl,
+        max_sessions=_positive(table, "max_sessions", d.max_sessions, file),
+        max_session_bytes=_positive(table, "max_session_bytes", d.max_session_bytes, file, low=1024),
+        auth_tokens_env=env,
+        tls_cert=Path(_path(base, tls[0])) if tls[0] is not None else None,
+        tls_key=Path(_path(base, tls[1])) if tls[1] is not None else None,
+        verifier=verifier,
+        spelling=Spelling(_choice(spelling, ("veraison", "draft-03"), "server.spelling", file))
+        if spelling is not None else None,
+        previous_keys=tuple(Path(_path(base, k)) for k in keys),
+        unhealthy_after=_positive(table, "unhealthy_after", d.unhealthy_after, file),
+    )
 
 
 def parse_config(doc: Mapping[str, Any], path: Path) -> Config:
@@ -201,6 +297,7 @@ def parse_config(doc: Mapping[str, Any], path: Path) -> Config:
         session_ttl=float(fed.get("session_ttl", 300.0)),
         policy=policy,
         verifiers=tuple(verifiers),
+        server=_server(doc.get("server", {}), base, file, verifiers, fed),
     )
 
 

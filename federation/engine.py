@@ -3,7 +3,12 @@
 Theory of operation for one ``appraise``:
 
 * every member backend is asked concurrently, each under its own timeout and all under one
-  overall deadline; transient transport failures are retried (tenacity, jittered backoff);
+  overall deadline; the backend is told the earlier of the two as its ``deadline``;
+* transient transport failures (unreachable, HTTP 429/5xx) are retried here and only here
+  (tenacity, jittered backoff); a backend's error may carry ``retry_after`` (seconds: an HTTP
+  ``Retry-After``, a circuit breaker's cool-down, ``inf`` for "not worth it"), which the wait
+  honours; a retry whose wait would end past the backend's deadline is not attempted, so the
+  vote records the real failure instead of a timeout;
 * each answer goes through :func:`verifiers.normalize.normalize` with *that* member's anchor,
   this session's nonce and one ``now`` for the whole appraisal;
 * anything a backend does wrong (raise, hang, lie) becomes a recorded :class:`Vote`, never an
@@ -23,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
 from verifiers.base import Backend, ChallengingBackend, ClosableBackend, RawResult, appraisal_time
 from verifiers.normalize import Check, normalize
@@ -76,6 +81,14 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, BackendUnreachableError):
         return True
     return isinstance(exc, BackendHTTPError) and (exc.status == 429 or exc.status >= 500)
+
+
+def _retry_after(exc: BaseException | None) -> float:
+    """Seconds the failed backend asked us to wait before the next attempt (0: no wish)."""
+    value = getattr(exc, "retry_after", None)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return 0.0
 
 
 def _check_nonce(nonce: bytes) -> bytes:
@@ -220,9 +233,18 @@ class Federation:
         return AppraisalResult(token, ear, decision, ordered, nonce, self.result_format)
 
     async def _call(self, m: Member, evidence: Evidence, nonce: bytes, deadline: float) -> RawResult:
+        loop = asyncio.get_running_loop()
+        backoff = wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05)
+
+        def wait(rs: RetryCallState) -> float:
+            return max(backoff(rs), _retry_after(rs.outcome.exception() if rs.outcome else None))
+
+        def stop(rs: RetryCallState) -> bool:  # sleeping past the deadline would only hide the error
+            return rs.attempt_number > m.retries or loop.time() + rs.upcoming_sleep >= deadline
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(m.retries + 1),
-            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
+            stop=stop,
+            wait=wait,
             retry=retry_if_exception(_transient),
             reraise=True,
         )
@@ -235,9 +257,10 @@ class Federation:
         b = m.backend
         loop = asyncio.get_running_loop()
         start = loop.time()
+        limit = min(deadline, start + m.timeout)  # this backend's own deadline, all attempts included
         try:
-            async with asyncio.timeout_at(min(deadline, start + m.timeout)):
-                raw = await self._call(m, evidence, nonce, deadline)
+            async with asyncio.timeout_at(limit):
+                raw = await self._call(m, evidence, nonce, limit)
         except TimeoutError:
             return Vote(b.name, b.operator, b.kind, Outcome.TIMEOUT, detail=f"no answer within {m.timeout}s")
         except Error as exc:

@@ -46,7 +46,7 @@ class Kind:
 
 _KINDS: dict[str, Kind] = {}
 # Built-in kinds, imported lazily: kind -> module that calls register() on import.
-_BUILTIN: dict[str, str] = {"local": "verifiers.local.backend"}
+_BUILTIN: dict[str, str] = {"local": "verifiers.local.backend", "veraison": "verifiers.remote.veraison"}
 
 
 def register(kind: Kind) -> Kind:
@@ -79,7 +79,8 @@ def create(spec: VerifierSpec) -> Backend:
             raise ConfigError(f"unknown option for kind {spec.kind!r}", key=f"verifiers.{spec.name}.{key}",
                               file=spec.source)
         expected = kind.options[key]
-        if not isinstance(value, expected) or (isinstance(value, bool) and expected in (int, float)):
+        allowed = expected if isinstance(expected, tuple) else (expected,)
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
             raise ConfigError(f"wrong type {type(value).__name__}", key=f"verifiers.{spec.name}.{key}",
                               file=spec.source)
     missing = kind.required - set(spec.options)

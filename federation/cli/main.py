@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import appraise_cmd, corim_cmd, demo_cmd, keys_cmd, verify_cmd
+from . import appraise_cmd, corim_cmd, demo_cmd, keys_cmd, serve_cmd, verify_cmd
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "4 contraindicated, 5 none (e.g. quorum not reached), 2 usage or input error.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (demo_cmd, appraise_cmd, verify_cmd, corim_cmd, keys_cmd):
+    for module in (demo_cmd, appraise_cmd, verify_cmd, corim_cmd, keys_cmd, serve_cmd):
         module.add_parser(sub)
     return parser
 

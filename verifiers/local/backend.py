@@ -9,6 +9,7 @@ loading CoRIMs is file I/O done once, at construction.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -59,6 +60,8 @@ class LocalBackend:
         now, issued = self.times()
         found = await resolve(self.collateral, self.appraiser.collateral_requests(evidence))
         ear = self.appraiser.appraise(evidence, nonce, now, issued_at=issued, collateral=found)
+        if self.spelling is not Spelling.VERAISON:
+            ear = replace(ear, profile=self.spelling.profile)  # claim names and profile go together
         token = encode_ear(ear, self.key, fmt=self.fmt, spelling=self.spelling)
         return RawResult(token, "application/eat+jwt" if self.fmt == "jwt" else "application/eat+cwt")
 
