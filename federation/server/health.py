@@ -39,6 +39,22 @@ class HealthTracker:
             self._last[v.backend] = v.outcome.value
             self._streaks[v.backend] = 0 if v.ok else self._streaks[v.backend] + 1
 
+    async def probe_unhealthy(self) -> None:
+        """Ask unhealthy backends that can probe themselves (``async probe() -> bool``) whether
+        they are back, so that a federator taken out of rotation by ``/readyz`` can come back
+        without traffic (nothing else would ever give it the ``ok`` vote that ends the streak)."""
+        for m in self.members:
+            name = m.backend.name
+            probe = getattr(m.backend, "probe", None)
+            if self.healthy(name) or not callable(probe):
+                continue
+            try:
+                ok = await probe()
+            except Exception:  # a probe that fails says "still down", nothing more
+                ok = False
+            if ok is True:
+                self._streaks[name] = 0
+
     def healthy(self, name: str) -> bool:
         member = next(m for m in self.members if m.backend.name == name)
         reported = getattr(member.backend, "healthy", None)

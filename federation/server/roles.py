@@ -238,6 +238,9 @@ class FederatorRole:
     def readiness(self) -> tuple[bool, str]:
         return self.tracker.ready()
 
+    async def probe(self) -> None:
+        await self.tracker.probe_unhealthy()
+
     def health(self) -> dict[str, bool] | None:
         return self.tracker.states()
 

@@ -24,6 +24,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    probe = getattr(state.role, "probe", None)
+    if probe is not None:
+        await probe()  # unhealthy backends that can probe themselves get their chance to recover
     ready, detail = state.role.readiness()
     if state.service_state != "READY":
         ready, detail = False, f"service is {state.service_state.lower()}"
