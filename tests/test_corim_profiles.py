@@ -31,7 +31,7 @@ from verifiers.local.corim import (
     validate_profile,
 )
 from verifiers.local.corim.model import KeyTriple, ProfileId, ReferenceTriple
-from verifiers.local.corim.profiles import CCA_PLATFORM, CCA_REALM, PSA_LEGACY
+from verifiers.local.corim.profiles import CCA_PLATFORM, CCA_REALM, CVM_FIRMWARE, PSA_LEGACY
 
 ENDORSEMENTS = "veraison-services/psa/endorsements"
 
@@ -205,7 +205,7 @@ def test_current_profile_must_be_a_tagged_uri() -> None:
 
 def test_registry() -> None:
     assert PSA.id in DEFAULT_PROFILES and PSA_LEGACY.id in DEFAULT_PROFILES
-    assert {p.id for p in DEFAULT_PROFILES} == {PSA.id, PSA_LEGACY.id, CCA_PLATFORM.id, CCA_REALM.id}
+    assert {p.id for p in DEFAULT_PROFILES} == {PSA.id, PSA_LEGACY.id, CCA_PLATFORM.id, CCA_REALM.id, CVM_FIRMWARE.id}
     with pytest.raises(ValueError, match="registered twice"):
         ProfileRegistry([PSA, PSA])
     only_psa = ProfileRegistry([PSA])

@@ -371,9 +371,11 @@ def test_package_surface_and_sniffer_order() -> None:
     assert sorted(evidence.__all__) == sorted([
         "SNIFFERS", "CcaPlatformClaims", "CcaRealmClaims", "CcaToken", "EatClaims", "EatToken",
         "MeasuredComponent", "PsaClaims", "SwComponent", "Version", "cca", "cmw", "decode_cca", "decode_eat",
-        "decode_psa", "eat", "encode_cca", "encode_eat", "encode_psa", "psa", "verify_cca", "verify_eat",
-        "verify_psa",
+        "decode_psa", "eat", "encode_cca", "encode_eat", "encode_psa", "psa", "sevsnp", "tdx", "verify_cca",
+        "verify_eat", "verify_psa",
     ])
     assert all(hasattr(evidence, name) for name in evidence.__all__)
-    # most specific first: a PSA token is also an EAT, a CCA collection is also CMW-shaped
-    assert (evidence.psa.sniff, evidence.cca.sniff, evidence.eat.sniff, evidence.cmw.sniff) == evidence.SNIFFERS
+    # most specific first: a PSA token is also an EAT, a CCA collection and the SEV-SNP evidence
+    # collection are also CMW-shaped
+    assert (evidence.psa.sniff, evidence.cca.sniff, evidence.eat.sniff, evidence.tdx.sniff, evidence.sevsnp.sniff,
+            evidence.cmw.sniff) == evidence.SNIFFERS

@@ -240,7 +240,7 @@ def test_the_scheme_is_builtin_and_routes_its_media_types() -> None:
         assert appraiser.route(mt) is SCHEME
     with pytest.raises(MalformedError, match="unsupported"):
         appraiser.route("application/cmw+cbor")  # a bare CMW could be anything: not routed here
-    assert SCHEME.descriptor.corim_profiles == frozenset()
+    assert SCHEME.descriptor.corim_profiles == frozenset({"tag:github.com,2026:rats-federation/cvm-firmware#1.0.0"})
 
 
 def test_policy_validation() -> None:

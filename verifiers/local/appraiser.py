@@ -2,6 +2,14 @@
 
 Pure: Evidence, nonce, reference-value store and ``now`` in; an unsigned :class:`Ear` out.
 Signing and the clock belong to the backend wrapper (:mod:`.backend`).
+
+Freshness. The schemes compare the Evidence's nonce (REPORT_DATA, challenge, ``eat_nonce``) with
+the session nonce in their context; an empty one there means freshness is not checked. The
+appraiser hands the schemes an empty nonce when the session has none or when the caller turns
+freshness off (``freshness=False``: an operator who appraises stored Evidence), and then writes
+``"freshness": "not checked"`` into every submodule's ``ear.veraison.policy-claims``, whatever
+the scheme, so no result can be read as fresh when it was not. The EAR still echoes the session
+nonce (the federation binds every result to its session by it).
 """
 
 from __future__ import annotations
@@ -18,10 +26,12 @@ from .collateral.base import Collateral, CollateralRequest
 from .corim.store import ReferenceValueStore
 from .scheme import BadEvidence, Context, NeedsCollateral, Scheme, normalize_media_type
 
-__all__ = ["LocalAppraiser"]
+__all__ = ["FRESHNESS_NOT_CHECKED", "LocalAppraiser"]
 
 BUILD = "ratsfed-local 0.1.0"
 CRYPTO_FAILED = 99
+FRESHNESS_NOT_CHECKED = "not checked"
+"""``ear.veraison.policy-claims`` ``freshness`` of a submodule appraised without a session nonce."""
 
 
 class LocalAppraiser:
@@ -56,21 +66,34 @@ class LocalAppraiser:
         return scheme.collateral_requests(evidence) if isinstance(scheme, NeedsCollateral) else []
 
     def appraise(self, evidence: Evidence, nonce: bytes, now: datetime, *, issued_at: int | None = None,
-                 collateral: Mapping[CollateralRequest, Collateral] | None = None) -> Ear:
-        """Appraise at *now* (every validity check); the EAR's ``iat`` is *issued_at* or *now*."""
+                 collateral: Mapping[CollateralRequest, Collateral] | None = None, freshness: bool = True) -> Ear:
+        """Appraise at *now* (every validity check); the EAR's ``iat`` is *issued_at* or *now*.
+
+        The Evidence must be bound to *nonce* unless it is empty or *freshness* is false; the EAR
+        echoes *nonce* either way.
+        """
         scheme = self.route(evidence.media_type)
         name = scheme.descriptor.name
-        ctx = Context(nonce, now, self.store, collateral or {})
+        checked = nonce if freshness else b""
+        ctx = Context(checked, now, self.store, collateral or {})
         try:
             submods: Mapping[str, Appraisal] = scheme.appraise(evidence, ctx)
         except BadEvidence as exc:
             submods = {name: Appraisal.make(
                 Tier.CONTRAINDICATED, TrustVector.uniform(CRYPTO_FAILED), (f"policy:{name}",),
                 {"ear_veraison_policy_claims": {"problem": exc.problem}})}
+        if not checked:
+            submods = {n: _freshness_not_checked(a) for n, a in submods.items()}
         if not self.annotate:
             submods = {n: _without_annotation(a) for n, a in submods.items()}
         iat = issued_at if issued_at is not None else int(now.timestamp())
-        return Ear(Spelling.VERAISON.profile, iat, self.verifier_id, submods, nonce=nonce)
+        return Ear(Spelling.VERAISON.profile, iat, self.verifier_id, submods, nonce=nonce or None)
+
+
+def _freshness_not_checked(a: Appraisal) -> Appraisal:
+    claims = {**(a.extensions.get("ear_veraison_policy_claims") or {}), "freshness": FRESHNESS_NOT_CHECKED}
+    return Appraisal(a.status, a.trust_vector, a.policy_ids, a.reported_status,
+                     {**a.extensions, "ear_veraison_policy_claims": claims})
 
 
 def _without_annotation(a: Appraisal) -> Appraisal:

@@ -15,8 +15,9 @@ rejected by the appraisal with a reason.
 
 Registration hook. A vendor module calls :func:`register_handler` with its handler at import;
 :data:`BUILTIN_VENDORS` lists the modules of this package that are imported (hence registered)
-before the first walk: ``amd`` (:mod:`.amd`: certificates named like KDS downloads). Intel PCS
-collateral is one more module name here and one ``register_handler`` call in that module.
+before the first walk: ``amd`` (:mod:`.amd`: certificates named like KDS downloads) and
+``intel`` (:mod:`.intel`: PCS responses, dcap-qvl collateral documents, PCK CA chains and CRLs).
+A further vendor is one more module name here and one ``register_handler`` call in that module.
 Handlers must be pure functions of the bytes they are given.
 """
 
@@ -43,7 +44,7 @@ __all__ = [
     "register_handler",
 ]
 
-BUILTIN_VENDORS: tuple[str, ...] = ("amd",)  # modules of this package that register a handler
+BUILTIN_VENDORS: tuple[str, ...] = ("amd", "intel")  # modules of this package that register a handler
 MAX_FILES = 10_000  # per store
 MAX_FILE_SIZE = 1 << 20  # bytes per file; collateral files are a few KiB
 

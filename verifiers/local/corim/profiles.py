@@ -19,6 +19,10 @@ Entries (constraints and messages follow veraison/corim ``profiles/psa/psa.go`` 
   (class-id 560; mkey ``"psa.software-component"`` with ``name``/``version``/``cryptokeys``
   from the refval-id), so that appraisal code sees one shape. Provenance keeps the legacy id.
 * ``tag:arm.com,2025:cca_platform#1.0.0`` and ``tag:arm.com,2025:cca_realm#1.0.0``.
+* ``tag:github.com,2026:rats-federation/cvm-firmware#1.0.0`` — ours (docs/cvm-corim.md):
+  confidential-VM firmware reference values for AMD SEV-SNP and Intel TDX in one CoMID,
+  distinguished by environment class; TCB / SEAM SVN lower bounds; short-lived endorsed values
+  ("firmware SVN n is current").
 
 A CoRIM without a profile gets only the base rule: the legacy tags (600, 601) need the legacy
 profile. Every rejection is a :class:`ProfileError` (a :class:`MalformedError`: the CoRIM does
@@ -28,8 +32,10 @@ not follow the format it declares) naming the profile, the CoMID and what is wro
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from typing import Any
 
 from federation import cbor
@@ -38,6 +44,7 @@ from federation.errors import MalformedError
 from .match import Comparator
 from .model import (
     EMPTY,
+    ClassMap,
     Comid,
     ConditionalEndorsement,
     ConditionalSeries,
@@ -49,14 +56,21 @@ from .model import (
     Triples,
     Version,
 )
-from .rules import MeasurementRules, Slot, TripleRules, check_triples
+from .rules import MeasurementRules, Slot, TripleRules, check_slot, check_triples
 
 __all__ = [
     "CCA_PLATFORM",
     "CCA_REALM",
+    "CVM_ENDORSED_MAX_VALIDITY",
+    "CVM_FIRMWARE",
+    "CVM_FIRMWARE_ID",
     "DEFAULT_PROFILES",
     "PSA",
     "PSA_LEGACY",
+    "SNP_CLASS_VCEK",
+    "SNP_CLASS_VLEK",
+    "SNP_PRODUCTS",
+    "TDX_CLASS",
     "Extension",
     "Profile",
     "ProfileError",
@@ -85,11 +99,15 @@ class Extension:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """One CoRIM profile: its id, its triple rules, its extensions, and (legacy) a rewrite."""
+    """One CoRIM profile: its id, its triple rules, its extensions, and (legacy) a rewrite.
+
+    ``corim`` slots read the :class:`~.model.Corim` itself (e.g. its ``rim-validity``).
+    """
 
     id: str
     triples: Mapping[str, TripleRules]
     description: str = ""
+    corim: tuple[Slot, ...] = ()
     extensions: Mapping[int, Extension] = field(default_factory=lambda: EMPTY)
     accepts_untagged_id: bool = False
     allows_legacy_types: bool = False
@@ -296,6 +314,210 @@ CCA_REALM = Profile(
 )
 
 
+# --- confidential-VM firmware (AMD SEV-SNP and Intel TDX in one CoMID) ----------------------
+
+CVM_FIRMWARE_ID = "tag:github.com,2026:rats-federation/cvm-firmware#1.0.0"
+SNP_CLASS_VCEK = Tagged("uuid", uuid.UUID("d05e6d1b-9f46-4ae2-a610-ce3e6ee7e153").bytes, 37)
+"""SEV-SNP attested by chip (VCEK): draft-deeglaze-amd-sev-snp-corim-profile's class id (as the scheme reads it)."""
+SNP_CLASS_VLEK = Tagged("uuid", uuid.UUID("89a7a1f0-e704-4faa-acbd-81c86df8a961").bytes, 37)
+"""SEV-SNP attested by cloud provider (VLEK)."""
+TDX_CLASS = ClassMap(vendor="Intel Corporation", model="TDX")
+"""The Intel TDX environment class (docs/tdx.md)."""
+SNP_PRODUCTS = (b"Milan", b"Genoa", b"Turin")
+"""Product lines, as the SEV-SNP Attester's environment group ``560(product)``: TCB layouts differ by product."""
+CVM_ENDORSED_MAX_VALIDITY = timedelta(days=31)
+"""Endorsed values ("firmware SVN n is current") say what is current: a month at most, as Intel's TCB info."""
+
+_SNP_CLASSES: Mapping[ClassMap, str] = {
+    ClassMap(SNP_CLASS_VCEK): "SEV-SNP by chip (VCEK)",
+    ClassMap(SNP_CLASS_VLEK): "SEV-SNP by cloud provider (VLEK)",
+}
+_TDX_LABEL = "Intel TDX"
+_SNP_RAW_SIZES = {3: 32, 4: 32, 5: 48, 6: 48}  # REPORT_ID(_MA), ID / author key digests: raw-value lengths
+_SNP_TCB_MKEYS = (7, 9, 10)  # REPORTED_TCB, COMMITTED_TCB, LAUNCH_TCB
+_TDX_REGISTERS = ("tdx.mrtd", "tdx.rtmr0", "tdx.rtmr1", "tdx.rtmr2", "tdx.rtmr3", "tdx.mrseam", "tdx.mrsignerseam",
+                  "tdx.mrconfigid", "tdx.mrowner", "tdx.mrownerconfig", "tdx.mrservicetd")
+_TDX_FIELDS = {"tdx.td-attributes": 8, "tdx.xfam": 8, "tdx.seam-attributes": 8, "tdx.tee-tcb-svn": 16}
+_TDX_SEAM_SVN = "tdx.seam-svn"
+_SHA384 = (7, "sha-384")
+
+
+def _class_label(env: Environment) -> str | None:
+    """Which CVM class an environment names (None: no class), else a description of what it names."""
+    c = env.class_
+    if c is None:
+        return None
+    if c in _SNP_CLASSES:
+        return _SNP_CLASSES[c]
+    if c == TDX_CLASS:
+        return _TDX_LABEL
+    named = [f"{a}={getattr(c, a)}" for a in ("class_id", "vendor", "model", "layer", "index")
+             if getattr(c, a) is not None]
+    return "class with " + ", ".join(named)
+
+
+def _is_snp(env: Environment) -> bool:
+    return env.class_ in _SNP_CLASSES
+
+
+def _is_tdx(env: Environment) -> bool:
+    return env.class_ == TDX_CLASS
+
+
+def _vcek_instance(env: Environment) -> Any:
+    return env.instance if env.class_ == ClassMap(SNP_CLASS_VCEK) else None
+
+
+def _vlek_instance(env: Environment) -> Any:
+    return env.instance if env.class_ == ClassMap(SNP_CLASS_VLEK) else None
+
+
+def _snp_group(env: Environment) -> Any:
+    return env.group if _is_snp(env) else None
+
+
+def _tdx_extras(env: Environment) -> Any:
+    return (env.instance or env.group) if _is_tdx(env) else None
+
+
+_CVM_ENVIRONMENT = (
+    Slot("environment.class", _class_label, missing="environment.class is required",
+         values=(*_SNP_CLASSES.values(), _TDX_LABEL)),
+    Slot("CHIP_ID instance", _vcek_instance, types=("bytes",), sizes=(64,)),
+    Slot("CSP_ID instance", _vlek_instance, types=("bytes",)),
+    Slot("product group", _snp_group, types=("bytes",), values=SNP_PRODUCTS),
+    Slot("TDX environment", _tdx_extras,
+         forbidden="a TDX environment is the class alone (the Attester has no instance or group)"),
+)
+
+
+def _svn_kind(m: Measurement) -> Any:
+    svn = m.mval.svn
+    return None if svn is None else "min-svn" if svn.minimum else "exact svn"
+
+
+def _digest_algs(m: Measurement) -> Any:
+    return tuple(d.alg for d in m.mval.digests) if m.mval.digests is not None else None
+
+
+def _digest_or_raw(m: Measurement) -> Any:
+    return m.mval.digests or m.mval.raw
+
+
+def _version(m: Measurement) -> Any:
+    return m.mval.version
+
+
+def _svn(m: Measurement) -> Any:
+    return m.mval.svn
+
+
+_MIN_SVN = (Slot("svn", _svn, missing="svn (a min-svn lower bound) is mandatory"),
+            Slot("svn", _svn_kind, values=("min-svn",)))
+_OPTIONAL_MIN_SVN = (Slot("svn", _svn_kind, values=("min-svn",)),)
+_SHA384_DIGESTS = (Slot("digests", _digests, item="digest", sizes=(48,)),
+                   Slot("digests", _digest_algs, item="digest algorithm", values=_SHA384))
+
+
+def _sized_raw(size: int, *, required: bool) -> tuple[Slot, ...]:
+    return (Slot("raw-value", _raw, missing="raw-value is mandatory" if required else None, sizes=(size,)),
+            Slot("raw-value-mask", _raw_mask, sizes=(size,)))
+
+
+_CVM_REFERENCE_MKEYS: Mapping[str | int, tuple[Slot, ...]] = {
+    0: (*_SHA384_DIGESTS,),  # MEASUREMENT (sha-384), GUEST_SVN, is-debug, ID block values
+    1: (Slot("version", _version, missing="version (the guest policy ABI, semver) is mandatory"),),
+    **{k: _sized_raw(n, required=True) for k, n in _SNP_RAW_SIZES.items()},
+    7: _MIN_SVN,
+    8: _sized_raw(32, required=False),  # CURRENT version; HOST_DATA
+    9: _OPTIONAL_MIN_SVN,  # COMMITTED version; COMMITTED_TCB lower bound
+    10: _MIN_SVN,
+    **{k: (Slot("digests or raw-value", _digest_or_raw, missing="digests (sha-384) or a raw-value is mandatory"),
+           *_SHA384_DIGESTS, *_sized_raw(48, required=False)) for k in _TDX_REGISTERS},
+    **{k: _sized_raw(n, required=True) for k, n in _TDX_FIELDS.items()},
+    _TDX_SEAM_SVN: _MIN_SVN,
+}
+_CVM_ENDORSED_MKEYS: Mapping[str | int, tuple[Slot, ...]] = {
+    **{k: _MIN_SVN for k in _SNP_TCB_MKEYS},
+    _TDX_SEAM_SVN: _MIN_SVN,
+}
+
+
+def _foreign_mkey(t: Any) -> Any:
+    """A measurement key of the other platform: SEV-SNP takes uint mkeys, TDX text ``tdx.*`` mkeys."""
+    want: type = int if _is_snp(t.environment) else str
+    for m in t.measurements:
+        if m.mkey is not None and not isinstance(m.mkey.value, want):
+            return m.mkey
+    return None
+
+
+def _tcb_bound_without_product(t: Any) -> Any:
+    env = t.environment
+    if not _is_snp(env) or env.group is not None:
+        return None
+    for m in t.measurements:
+        if m.mkey is not None and m.mkey.value in _SNP_TCB_MKEYS and m.mval.svn is not None and m.mval.svn.minimum:
+            return m.mkey
+    return None
+
+
+_CVM_WHOLE = (
+    Slot("mkey", _foreign_mkey,
+         forbidden="an SEV-SNP environment takes the uint mkeys 0..10, a TDX environment the text mkeys tdx.*"),
+    Slot("TCB lower bound", _tcb_bound_without_product,
+         forbidden="a TCB lower bound (min-svn on mkey 7, 9 or 10) needs the product line as the environment's "
+                   "group 560('Milan' | 'Genoa' | 'Turin'): the TCB layout differs by product"),
+)
+
+
+def _has_endorsed(corim: Corim) -> bool:
+    return any(c.triples.endorsed for c in corim.comids)
+
+
+def _endorsed_unbounded(corim: Corim) -> Any:
+    v = corim.rim_validity
+    return True if _has_endorsed(corim) and (v is None or v.not_before is None or v.not_after is None) else None
+
+
+def _endorsed_too_long(corim: Corim) -> Any:
+    v = corim.rim_validity
+    if not _has_endorsed(corim) or v is None or v.not_before is None or v.not_after is None:
+        return None
+    return True if v.not_after - v.not_before > CVM_ENDORSED_MAX_VALIDITY else None
+
+
+CVM_FIRMWARE = Profile(
+    id=CVM_FIRMWARE_ID,
+    description="confidential-VM firmware: SEV-SNP launch and TDX MRTD/RTMR reference values in one CoMID, "
+                "TCB / SEAM SVN lower bounds, short-lived 'firmware SVN n is current' endorsed values",
+    triples={
+        "reference": TripleRules(
+            "reference value", environment=_CVM_ENVIRONMENT,
+            measurements=MeasurementRules(
+                common=(Slot("mkey", _mkey, missing="mkey is mandatory but not set", types=("uint", "string")),),
+                by_mkey=_CVM_REFERENCE_MKEYS,
+                counts={k: (0, 1) for k in _CVM_REFERENCE_MKEYS}),
+            whole=_CVM_WHOLE),
+        "endorsed": TripleRules(
+            "endorsed value", environment=_CVM_ENVIRONMENT,
+            measurements=MeasurementRules(
+                common=(Slot("mkey", _mkey, missing="mkey is mandatory but not set", types=("uint", "string")),),
+                by_mkey=_CVM_ENDORSED_MKEYS,
+                counts={k: (0, 1) for k in _CVM_ENDORSED_MKEYS}),
+            whole=_CVM_WHOLE),
+    },
+    corim=(
+        Slot("rim-validity", _endorsed_unbounded,
+             forbidden="endorsed values ('firmware SVN n is current') are short-lived: the CoRIM needs a "
+                       "rim-validity with not-before and not-after"),
+        Slot("rim-validity", _endorsed_too_long,
+             forbidden=f"endorsed values ('firmware SVN n is current') may be valid for at most "
+                       f"{CVM_ENDORSED_MAX_VALIDITY.days} days"),
+    ),
+)
+
+
 # --- applying profiles ----------------------------------------------------------------------
 
 _LEGACY_TYPES = frozenset({"psa.impl-id", "psa.refval-id"})
@@ -381,6 +603,10 @@ class ProfileRegistry:
         """
         profile = self.get(corim.profile) if corim.profile is not None else None
         pid = profile.id if profile is not None else None
+        if profile is not None:
+            msg = next((m for slot in profile.corim if (m := check_slot(slot, corim)) is not None), None)
+            if msg is not None:
+                raise ProfileError(f"profile {pid}: corim {corim.id_text}: {msg}", profile=pid)
         for comid in corim.comids:
             where = f"comid {comid.tag_id_text}"
             legacy = None if profile is not None and profile.allows_legacy_types else _legacy_type_used(comid)
@@ -405,7 +631,7 @@ def _check_extensions(profile: Profile, comid: Comid) -> str | None:
     return None
 
 
-DEFAULT_PROFILES = ProfileRegistry((PSA, PSA_LEGACY, CCA_PLATFORM, CCA_REALM))
+DEFAULT_PROFILES = ProfileRegistry((PSA, PSA_LEGACY, CCA_PLATFORM, CCA_REALM, CVM_FIRMWARE))
 
 
 def validate_profile(corim: Corim, registry: ProfileRegistry = DEFAULT_PROFILES) -> Corim:

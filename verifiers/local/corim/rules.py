@@ -53,22 +53,28 @@ class MeasurementRules:
     """Rules for each measurement of a triple: ``common`` ones, then those of its mkey.
 
     With ``by_mkey`` set, an mkey it does not list is rejected; ``counts`` bounds how many
-    measurements of an mkey one triple may carry (``(min, max)``, max None = unbounded).
+    measurements of an mkey one triple may carry (``(min, max)``, max None = unbounded). Keys are
+    text mkeys or uint mkeys (``0``, ``7``, ...).
     """
 
     common: tuple[Slot, ...] = ()
-    by_mkey: Mapping[str, tuple[Slot, ...]] = field(default_factory=lambda: EMPTY)
-    counts: Mapping[str, tuple[int, int | None]] = field(default_factory=lambda: EMPTY)
+    by_mkey: Mapping[str | int, tuple[Slot, ...]] = field(default_factory=lambda: EMPTY)
+    counts: Mapping[str | int, tuple[int, int | None]] = field(default_factory=lambda: EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
 class TripleRules:
-    """What a profile requires of one kind of triple; ``label`` names it in messages."""
+    """What a profile requires of one kind of triple; ``label`` names it in messages.
+
+    ``whole`` slots read the triple itself, for rules that tie its environment to its
+    measurements (e.g. "an SEV-SNP environment takes uint mkeys"); they run last.
+    """
 
     label: str
     environment: tuple[Slot, ...] = ()
     keys: tuple[Slot, ...] = ()
     measurements: MeasurementRules | None = None
+    whole: tuple[Slot, ...] = ()
 
 
 def _type_name(v: Any) -> str:
@@ -132,16 +138,22 @@ def _first(slots: Sequence[Slot], subject: Any) -> str | None:
     return next((msg for s in slots if (msg := check_slot(s, subject)) is not None), None)
 
 
-def _mkey_text(m: Measurement) -> str | None:
-    return m.mkey.value if m.mkey is not None and isinstance(m.mkey.value, str) else None
+def _mkey_key(m: Measurement) -> str | int | None:
+    """The mkey as a ``by_mkey`` key: its text, or its number for a uint mkey."""
+    if m.mkey is None:
+        return None
+    value = m.mkey.value
+    if isinstance(value, str) or (m.mkey.type == "uint" and isinstance(value, int)):
+        return value
+    return None
 
 
 def _check_measurements(rules: MeasurementRules, measurements: Sequence[Measurement], where: str) -> str | None:
-    seen: dict[str, int] = {}
+    seen: dict[str | int, int] = {}
     for j, m in enumerate(measurements):
         at = f"{where}, measurement at index {j}"
         msg = _first(rules.common, m)
-        key = _mkey_text(m)
+        key = _mkey_key(m)
         if msg is None and rules.by_mkey:
             slots = rules.by_mkey.get(key) if key is not None else None
             if slots is None:
@@ -172,4 +184,7 @@ def check_triples(triples: Triples, rules: Mapping[str, TripleRules]) -> str | N
                 msg = _check_measurements(tr.measurements, t.measurements, where)
                 if msg is not None:
                     return msg
+            msg = _first(tr.whole, t)
+            if msg is not None:
+                return f"{where}: {msg}"
     return None

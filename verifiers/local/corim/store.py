@@ -169,7 +169,7 @@ class ReferenceValueStore:
 
     @staticmethod
     def _select(index: _Index[T], query: Environment, now: datetime, match: Callable[[Environment, Environment], bool],
-                profiles: Collection[str] | None) -> list[Stored[T]]:
+                profiles: Collection[str | None] | None) -> list[Stored[T]]:
         if query == Environment():
             raise UsageError("a store lookup needs at least one environment attribute")
         return [
@@ -180,28 +180,29 @@ class ReferenceValueStore:
         ]
 
     def reference_values(self, env: Environment, now: datetime, *, by_identity: bool = False,
-                         profiles: Collection[str] | None = None) -> list[Stored[ReferenceTriple]]:
+                         profiles: Collection[str | None] | None = None) -> list[Stored[ReferenceTriple]]:
         """Reference-value triples for the Attester's *env*.
 
         By default the draft's rule (the triple's environment is contained in *env*). With
         *by_identity*, the triples whose environment contains what *env* names, as Veraison
         looks PSA reference values up by implementation id alone (a triple's vendor/model are
-        then descriptive, not conditions).
+        then descriptive, not conditions). *profiles* keeps only triples of CoRIMs with one of
+        these profile ids (``None`` in it: CoRIMs without a profile); None keeps all.
         """
         return self._select(self._reference, env, now, _identity_match if by_identity else _value_match, profiles)
 
     def endorsed_values(self, env: Environment, now: datetime, *, by_identity: bool = False,
-                        profiles: Collection[str] | None = None) -> list[Stored[EndorsedTriple]]:
+                        profiles: Collection[str | None] | None = None) -> list[Stored[EndorsedTriple]]:
         """Endorsed-value triples for the Attester's *env* (same two modes as :meth:`reference_values`)."""
         return self._select(self._endorsed, env, now, _identity_match if by_identity else _value_match, profiles)
 
     def attest_keys(self, env: Environment, now: datetime, *,
-                    profiles: Collection[str] | None = None) -> list[Stored[KeyTriple]]:
+                    profiles: Collection[str | None] | None = None) -> list[Stored[KeyTriple]]:
         """Attest-key triples for the identity *env* names (e.g. implementation id + instance id)."""
         return self._select(self._attest_key, env, now, _identity_match, profiles)
 
     def identity_keys(self, env: Environment, now: datetime, *,
-                      profiles: Collection[str] | None = None) -> list[Stored[KeyTriple]]:
+                      profiles: Collection[str | None] | None = None) -> list[Stored[KeyTriple]]:
         """Identity triples for the identity *env* names."""
         return self._select(self._identity, env, now, _identity_match, profiles)
 

@@ -12,9 +12,11 @@ Steps (Veraison ``scheme/arm-cca/scheme.go`` at 6b88102, standards.md §1.8):
 2. find the platform attestation key (IAK) through CCA-platform attest-key triples by
    implementation id + instance id -> "no trust anchor for evidence";
 3. freshness: the realm challenge must equal the session nonce zero-padded to 64 bytes
-   (the RMM pads a shorter challenge), then the platform signature under the IAK, the realm
-   signature under the RAK it carries and the platform-to-realm binding (platform challenge =
-   hash of the RAK claim) -> "integrity validation failed: bad evidence: ...";
+   (the RMM pads a shorter challenge; an empty session nonce means freshness is not checked,
+   and the appraiser says so in ``ear.veraison.policy-claims``), then the platform signature
+   under the IAK, the realm signature under the RAK it carries and the platform-to-realm
+   binding (platform challenge = hash of the RAK claim) -> "integrity validation failed: bad
+   evidence: ...";
 4. platform, as PSA: hardware 2; lifecycle secured or non-CCA-platform-debug -> instance-identity,
    runtime-opaque and storage-opaque 2, otherwise 96; every software component matching a
    ``cca.software-component`` reference -> executables 2, otherwise 33; plus configuration:
@@ -187,8 +189,9 @@ class CcaScheme:
     def _check_integrity(data: bytes, token: CcaToken, key: VerificationKey | TrustAnchor, ctx: Context) -> None:
         # Freshness first, as Veraison does: the RMM zero-pads a shorter challenge to 64 bytes.
         # A session nonce longer than 64 bytes can never be carried, so it never matches.
+        # An empty session nonce: freshness is not checked (the appraiser says so).
         padded = ctx.nonce.ljust(REALM_CHALLENGE_SIZE, b"\x00")
-        if len(ctx.nonce) > REALM_CHALLENGE_SIZE or token.realm.challenge != padded:
+        if ctx.nonce and (len(ctx.nonce) > REALM_CHALLENGE_SIZE or token.realm.challenge != padded):
             raise BadEvidence(
                 "integrity validation failed: bad evidence: freshness: realm challenge "
                 f"({token.realm.challenge.hex()}) does not match session nonce ({ctx.nonce.hex()})")

@@ -25,7 +25,8 @@ Steps and failures, in order (the problem texts are Veraison's):
 1. decode, validate the claims; no ``ueid`` -> "could not establish identity from evidence";
 2. attester key -> "no trust anchor for evidence";
 3. signature (and ``exp``/``nbf`` at ``now``), then the session nonce among ``eat_nonce``
-   -> "integrity validation failed: bad evidence: ...";
+   -> "integrity validation failed: bad evidence: ..." (an empty session nonce: freshness is not
+   checked, and the appraiser says so in ``ear.veraison.policy-claims``);
 4. trust vector: hardware and instance-identity 2; executables 2 when every measured component
    matches a reference, 33 when any does not or the token has no measurements; the other
    claims 0 (this profile carries nothing about them).
@@ -171,7 +172,7 @@ class EatScheme:
             verify_eat(evidence.data, key, ctx.now)
         except Error as exc:
             raise BadEvidence(f"integrity validation failed: bad evidence: {exc.detail}") from exc
-        if ctx.nonce not in claims.nonces:
+        if ctx.nonce and ctx.nonce not in claims.nonces:  # empty: freshness not checked
             raise BadEvidence("integrity validation failed: bad evidence: nonce does not match the session")
         used: _Used = [(key_hit.provenance, "attest-key")]
         refs = [r for r in ctx.store.reference_values(_completed(env, key_hit.triple.environment), ctx.now)

@@ -6,7 +6,8 @@ Steps (Veraison ``scheme/psa-iot``, standards.md §1.8):
 2. find the attestation key through CoRIM attest-key triples by implementation id + instance id
    (none -> "no trust anchor for evidence");
 3. check the signature with that key, then the nonce against the session nonce
-   (-> "integrity validation failed: ...");
+   (-> "integrity validation failed: ..."); an empty session nonce means freshness is not
+   checked (the appraiser then says so in ``ear.veraison.policy-claims``);
 4. trust vector: hardware 2 once the key verified; lifecycle secured or non-PSA-RoT-debug ->
    instance-identity, runtime-opaque and storage-opaque 2, otherwise 96; every software
    component matching a reference measurement -> executables 2, otherwise 33; configuration,
@@ -80,7 +81,7 @@ class PsaScheme:
             verify_psa(evidence.data, key, ctx.now)
         except Error as exc:
             raise BadEvidence(f"integrity validation failed: bad evidence: {exc.detail}") from exc
-        if claims.nonce != ctx.nonce:
+        if ctx.nonce and claims.nonce != ctx.nonce:  # empty: freshness not checked
             raise BadEvidence("integrity validation failed: bad evidence: nonce does not match the session")
         used: list[tuple[Provenance, str]] = [(key_prov, "attest-key")]
         executables = 2 if self._software_ok(claims, ctx, used) else 33

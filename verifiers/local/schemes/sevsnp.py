@@ -45,12 +45,19 @@ compared component by component in the product's TCB layout, never as a u64 (a n
 must not hide an older SNP firmware), and grades hardware instead of deciding the match.
 Endorsed triples of the environment contribute the same lower bounds ("firmware SVN n is
 current", typically short-lived). Provenance records name every CoMID the verdict used.
+
+Which CoRIMs: those without a profile and those under the CVM firmware profile
+(``tag:github.com,2026:rats-federation/cvm-firmware#1.0.0``, docs/cvm-corim.md), which keeps SNP
+and TDX reference values in one CoMID by environment class. The Attester's environment also
+carries the product line as its group ``560('Milan' | 'Genoa' | 'Turin')`` (the draft leaves the
+group to the Verifier), so that a triple can scope a TCB bound to the product whose layout it is
+written in; a triple without a group applies to every product. The ``cvm`` section of the
+annotated evidence says which triple matched and which bound held (:mod:`.cvm`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -90,6 +97,7 @@ from ..corim.model import (
     Tagged,
     Version,
 )
+from ..corim.profiles import CVM_FIRMWARE_ID, SNP_CLASS_VCEK, SNP_CLASS_VLEK
 from ..corim.store import Provenance
 from ..endorsements import EXTENSION, endorsement_records
 from ..evidence.sevsnp import (
@@ -108,6 +116,7 @@ from ..evidence.sevsnp import (
     verify_report_signature,
 )
 from ..scheme import BadEvidence, Context, SchemeDescriptor, normalize_media_type
+from .cvm import CVM_PROFILES, bound_note, match_note
 
 __all__ = [
     "CLASS_VCEK",
@@ -126,8 +135,8 @@ __all__ = [
 NAME = "SEVSNP"
 POLICY_ID = f"policy:{NAME}"
 REPORT_DATA_SIZE = 64
-CLASS_VCEK = Tagged("uuid", uuid.UUID("d05e6d1b-9f46-4ae2-a610-ce3e6ee7e153").bytes, 37)
-CLASS_VLEK = Tagged("uuid", uuid.UUID("89a7a1f0-e704-4faa-acbd-81c86df8a961").bytes, 37)
+CLASS_VCEK = SNP_CLASS_VCEK  # 37(d05e6d1b-9f46-4ae2-a610-ce3e6ee7e153)
+CLASS_VLEK = SNP_CLASS_VLEK  # 37(89a7a1f0-e704-4faa-acbd-81c86df8a961)
 _TAG_BYTES = 560
 SHA384 = 7  # named-information hash algorithm id
 SEMVER = 16384  # CoSWID version scheme
@@ -219,13 +228,17 @@ class _Grades:
         return [t for c, _, t in self.items if c == claim]
 
 
-def attester_environment(report: AttestationReport, chain: VerifiedChain | None = None) -> Environment:
-    """The CoRIM environment of a report: class by signer, instance = CHIP_ID (or the VLEK cspID)."""
+def attester_environment(report: AttestationReport, chain: VerifiedChain | None = None,
+                         product: str | None = None) -> Environment:
+    """The CoRIM environment of a report: class by signer, instance = CHIP_ID (or the VLEK cspID),
+    group = the product line (``560('Milan')``, ...) when *product* is known."""
+    group = Tagged("bytes", product.encode(), _TAG_BYTES) if product is not None else None
     if report.key_info.signer == "vlek":
         csp = chain.extensions.csp_id if chain is not None else None
-        return Environment(ClassMap(CLASS_VLEK), instance=Tagged("bytes", csp.encode(), _TAG_BYTES) if csp else None)
+        return Environment(ClassMap(CLASS_VLEK), instance=Tagged("bytes", csp.encode(), _TAG_BYTES) if csp else None,
+                           group=group)
     chip = Tagged("bytes", report.chip_id, _TAG_BYTES) if any(report.chip_id) else None
-    return Environment(ClassMap(CLASS_VCEK), instance=chip)
+    return Environment(ClassMap(CLASS_VCEK), instance=chip, group=group)
 
 
 def _m(mkey: int, **values: Any) -> Measurement:
@@ -274,15 +287,15 @@ def _mkey_int(m: Measurement) -> int | None:
     return k.value if k is not None and k.type == "uint" and isinstance(k.value, int) else None
 
 
-def _split(measurements: Sequence[Measurement]) -> tuple[list[Measurement], list[tuple[str, int]]]:
-    """(conditions to match, TCB lower bounds) of a triple's measurements."""
+def _split(measurements: Sequence[Measurement]) -> tuple[list[Measurement], list[tuple[int, int]]]:
+    """(conditions to match, TCB lower bounds as (mkey, min-svn)) of a triple's measurements."""
     conditions: list[Measurement] = []
-    bounds: list[tuple[str, int]] = []
+    bounds: list[tuple[int, int]] = []
     for m in measurements:
         key = _mkey_int(m)
         svn = m.mval.svn
         if key is not None and key in MKEY_TCB and svn is not None and svn.minimum:
-            bounds.append((MKEY_TCB[key], svn.value))
+            bounds.append((key, svn.value))
             rest = replace(m, mval=replace(m.mval, svn=None))
             if rest.mval != MeasurementValues():
                 conditions.append(rest)
@@ -298,7 +311,7 @@ def _names_measurement(conditions: Iterable[Measurement]) -> bool:
 class SevSnpScheme:
     """The ``SEVSNP`` scheme under one :class:`SnpPolicy` and one set of trusted roots."""
 
-    descriptor = SchemeDescriptor(NAME, frozenset(_FORMS), frozenset())
+    descriptor = SchemeDescriptor(NAME, frozenset(_FORMS), frozenset({CVM_FIRMWARE_ID}))
 
     def __init__(self, policy: SnpPolicy | None = None, roots: TrustedRoots | None = None) -> None:
         self.policy = policy if policy is not None else SnpPolicy()
@@ -398,7 +411,8 @@ class SevSnpScheme:
         self._policy(report, grades)
         self._firmware(report, product, grades)
         used: _Used = []
-        executables = self._reference_values(report, chain, product, ctx, grades, used)
+        executables, cvm = self._reference_values(report, chain, product, ctx, grades, used)
+        cvm["debug"] = {"debug": report.policy.debug, "allowed": self.policy.allow_debug}
         vector = TrustVector.of({
             "instance-identity": 2, "configuration": grades.value("configuration", 2),
             "executables": executables, "file-system": 0, "hardware": grades.value("hardware", 2),
@@ -410,6 +424,7 @@ class SevSnpScheme:
                             "binding": RULE_TEXT[self.policy.report_data]},
             "configuration": grades.texts("configuration"), "hardware": grades.texts("hardware"),
             "measurement_recognized": executables == 2,
+            "cvm": cvm,
         }
         if crl_notes:
             annotated["crls"] = crl_notes
@@ -532,35 +547,49 @@ class SevSnpScheme:
 
     @staticmethod
     def _reference_values(report: AttestationReport, chain: VerifiedChain, product: str, ctx: Context,
-                          grades: _Grades, used: _Used) -> int:
-        env = attester_environment(report, chain)
+                          grades: _Grades, used: _Used) -> tuple[int, dict[str, Any]]:
+        """The executables claim and the ``cvm`` annotation (what matched, which bounds held)."""
+        env = attester_environment(report, chain, product)
         ect = evidence_measurements(report)
         executables = 33
+        matched: list[dict[str, Any]] = []
+        bounds_seen: list[dict[str, Any]] = []
 
-        def bound(which: str, value: int, prov: Provenance) -> None:
+        def bound(mkey: int, value: int, prov: Provenance, role: str) -> None:
             # the CoRIM decoder admits svn values up to 2**64 - 1 only: a TCB_VERSION always fits
+            which = MKEY_TCB[mkey]
             minimum, actual = TcbVersion(value.to_bytes(8, "little")), _tcb_of(report, which)
-            if not actual.at_least(minimum, product):
+            met = actual.at_least(minimum, product)
+            bounds_seen.append(bound_note(prov, role, mkey, minimum.to_json(product), actual.to_json(product), met))
+            if not met:
                 grades.add("hardware", 32, f"{which} TCB {actual.components(product)} is below the minimum "
                            f"{minimum.components(product)} of CoRIM {prov.corim_id}")
 
-        for hit in ctx.store.reference_values(env, ctx.now):
+        for hit in ctx.store.reference_values(env, ctx.now, profiles=CVM_PROFILES):
             conditions, bounds = _split(hit.triple.measurements)
             if conditions and not match_measurements(conditions, ect):
                 continue
             if _names_measurement(conditions):
                 executables = 2
+                matched.append(match_note(hit.provenance, {k for m in conditions if (k := _mkey_int(m)) is not None}))
             if _names_measurement(conditions) or bounds:
                 used.append((hit.provenance, "reference-values"))
-            for which, value in bounds:
-                bound(which, value, hit.provenance)
-        for e in ctx.store.endorsed_values(env, ctx.now):
+            for mkey, value in bounds:
+                bound(mkey, value, hit.provenance, "reference-values")
+        for e in ctx.store.endorsed_values(env, ctx.now, profiles=CVM_PROFILES):
             _, bounds = _split(e.triple.measurements)
             if bounds:
                 used.append((e.provenance, "endorsed-values"))
-            for which, value in bounds:
-                bound(which, value, e.provenance)
-        return executables
+            for mkey, value in bounds:
+                bound(mkey, value, e.provenance, "endorsed-values")
+        cvm: dict[str, Any] = {
+            "platform": "amd-sev-snp", "product": product, "attestation_key": report.key_info.signer,
+            "measurements": {"0": report.measurement.hex()},
+            "tcb": {which: _tcb_of(report, which).to_json(product) for which in MKEY_TCB.values()}
+            | {"current": report.current_tcb.to_json(product)},
+            "matched": matched, "tcb_bounds": bounds_seen,
+        }
+        return executables, cvm
 
 
 SCHEME = SevSnpScheme()

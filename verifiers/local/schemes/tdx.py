@@ -18,14 +18,19 @@ Steps, in order (docs/tdx.md has the full rules and the AR4SI table):
    reported as rejected and not used; a revoked PCK chain is status ``Revoked``;
 6. TCB status and advisories (:func:`..collateral.intel.evaluate_tcb`) -> hardware claim;
 7. measurements (MRTD, RTMR0-3, MRSEAM, ...) against reference triples for the TDX environment
-   -> executables; the DEBUG TD attribute -> configuration and runtime-opaque.
+   -> executables; the DEBUG TD attribute -> configuration and runtime-opaque;
+8. SEAM SVN lower bounds (``tdx.seam-svn`` min-svn: TEE_TCB_SVN[1] * 256 + TEE_TCB_SVN[0], the
+   TDX module's major version and SVN) from matching reference triples and from endorsed values
+   ("firmware SVN n is current", short-lived) -> hardware 32 when one does not hold.
+
+CoRIMs read: those without a profile and those under the CVM firmware profile (docs/cvm-corim.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,17 +64,20 @@ from ..collateral.intel import (
     verify_tcb_info,
 )
 from ..corim.match import match_measurement
-from ..corim.model import ClassMap, Digest, Environment, Measurement, MeasurementValues, RawValue
+from ..corim.model import Digest, Environment, Measurement, MeasurementValues, RawValue, Svn
+from ..corim.profiles import CVM_FIRMWARE_ID, TDX_CLASS
 from ..corim.store import Provenance
 from ..endorsements import EXTENSION, endorsement_records
 from ..evidence.tdx import MEDIA_TYPE, TdReport, TdxQuote, parse_quote, verify_quote
 from ..scheme import BadEvidence, Context, SchemeDescriptor, normalize_media_type
+from .cvm import CVM_PROFILES, bound_note, match_note
 
-__all__ = ["HARDWARE", "MKEYS", "REPORT_DATA_RULES", "SCHEME", "TDX_ENVIRONMENT", "TdxScheme"]
+__all__ = ["HARDWARE", "MKEYS", "MKEY_SEAM_SVN", "REPORT_DATA_RULES", "SCHEME", "TDX_ENVIRONMENT", "TdxScheme",
+           "seam_svn"]
 
 NAME = "INTEL_TDX"
 POLICY_ID = f"policy:{NAME}"
-TDX_ENVIRONMENT = Environment(ClassMap(vendor="Intel Corporation", model="TDX"))
+TDX_ENVIRONMENT = Environment(TDX_CLASS)
 """The Attester's environment for reference-value lookups (docs/tdx.md)."""
 
 HARDWARE: Mapping[str, int] = {
@@ -119,6 +127,8 @@ MKEYS: Mapping[str, Callable[[TdReport], bytes | None]] = {
     "tdx.tee-tcb-svn": lambda b: b.tee_tcb_svn,
 }
 """Measurement keys (CoRIM ``mkey`` text) of the TD report fields reference values may constrain."""
+MKEY_SEAM_SVN = "tdx.seam-svn"
+"""The TDX module's version and SVN as one number: a min-svn on it is a lower bound (grades hardware)."""
 _REGISTERS = frozenset({"tdx.mrtd", "tdx.rtmr0", "tdx.rtmr1", "tdx.rtmr2", "tdx.rtmr3", "tdx.mrseam"})
 _SHA384 = 7
 
@@ -131,6 +141,27 @@ def _entry(name: str, value: bytes) -> MeasurementValues:
     """A TD report field as a CoRIM entry: raw value always; a SHA-384 digest for 48-byte registers."""
     digests = (Digest(_SHA384, value),) if len(value) == 48 else None
     return MeasurementValues(digests=digests, raw=RawValue(value))
+
+
+def seam_svn(body: TdReport) -> int:
+    """TEE_TCB_SVN[1] * 256 + TEE_TCB_SVN[0]: the TDX module's major version, then its SVN."""
+    return body.tee_tcb_svn[1] << 8 | body.tee_tcb_svn[0]
+
+
+def _split(measurements: Sequence[Measurement]) -> tuple[list[Measurement], list[int]]:
+    """(conditions, SEAM SVN lower bounds) of a triple's measurements."""
+    conditions: list[Measurement] = []
+    bounds: list[int] = []
+    for m in measurements:
+        svn = m.mval.svn
+        if _mkey_name(m) == MKEY_SEAM_SVN and svn is not None and svn.minimum:
+            bounds.append(svn.value)
+            rest = replace(m, mval=replace(m.mval, svn=None))
+            if rest.mval != MeasurementValues():
+                conditions.append(rest)
+        else:
+            conditions.append(m)
+    return conditions, bounds
 
 
 def _mkey_name(m: Measurement) -> str | None:
@@ -148,10 +179,29 @@ class _Collateral:
     complete: bool = False
 
 
+@dataclass
+class _References:
+    """What reference values and endorsed values decided, for the vector and the annotation."""
+
+    approved: bool = False
+    constrained: set[str] = field(default_factory=set)
+    covered: set[str] = field(default_factory=set)
+    matched: list[dict[str, Any]] = field(default_factory=list)
+    bounds: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def bounds_met(self) -> bool:
+        return all(b["met"] for b in self.bounds)
+
+    def claims(self) -> dict[str, Any]:
+        return {"constrained": sorted(self.constrained), "matched": sorted(self.covered),
+                "unmatched": sorted(self.constrained - self.covered)}
+
+
 class TdxScheme:
     """The TDX scheme; one instance per policy (debug, REPORT_DATA rule, extra roots)."""
 
-    descriptor = SchemeDescriptor(NAME, frozenset({normalize_media_type(MEDIA_TYPE)}), frozenset())
+    descriptor = SchemeDescriptor(NAME, frozenset({normalize_media_type(MEDIA_TYPE)}), frozenset({CVM_FIRMWARE_ID}))
 
     def __init__(self, *, allow_debug: bool = False, report_data: str = "raw",
                  roots: Sequence[x509.Certificate] = ()) -> None:
@@ -197,16 +247,16 @@ class TdxScheme:
         found = self._collateral(quote, pck, chain, ctx.collateral.get(self._request(pck)), now)
         used: list[tuple[Provenance, str]] = []
         refs = self._reference_values(quote.body, ctx, now, used)
-        vector, reported = self._vector(quote, found, refs["approved"])
+        vector, reported = self._vector(quote, found, refs)
         claims: dict[str, Any] = {}
         if found.tcb is not None:
             claims.update(found.tcb.to_json())
         claims["collateral"] = found.notes
         claims["report_data"] = binding
-        claims["reference_values"] = {k: v for k, v in refs.items() if k != "approved"}
+        claims["reference_values"] = refs.claims()
         claims["debug"] = {"td_debug": quote.body.debug, "allowed": self.allow_debug}
         annotated = {**quote.to_json(), "pck": pck.to_json(), "root": chain.root_name,
-                     "trailing_bytes": quote.trailing}
+                     "trailing_bytes": quote.trailing, "cvm": self._cvm(quote.body, found, refs)}
         return {NAME: Appraisal.make(reported, vector, (POLICY_ID,), {
             "ear_veraison_annotated_evidence": annotated,
             "ear_veraison_policy_claims": claims,
@@ -304,32 +354,64 @@ class TdxScheme:
 
     @staticmethod
     def _reference_values(body: TdReport, ctx: Context, now: datetime,
-                          used: list[tuple[Provenance, str]]) -> dict[str, Any]:
+                          used: list[tuple[Provenance, str]]) -> _References:
         """Reference triples for the TDX environment, each a set of conditions on TD report fields.
 
         A triple applies when every measurement it lists has a known ``tdx.*`` mkey; it matches
         when each is contained in the quote's value. The measurements are approved when MRTD and
-        every field any applicable triple constrains are covered by matching triples.
+        every field any applicable triple constrains are covered by matching triples. A min-svn
+        on ``tdx.seam-svn`` is not a condition but a lower bound, applied when the rest of its
+        triple matches (or always, when it is alone); endorsed triples add bounds the same way.
         """
-        entries = {name: value for name, get in MKEYS.items() if (value := get(body)) is not None}
-        constrained: set[str] = set()
-        covered: set[str] = set()
-        for hit in ctx.store.reference_values(TDX_ENVIRONMENT, now):
+        entries = {name: _entry(name, value) for name, get in MKEYS.items() if (value := get(body)) is not None}
+        entries[MKEY_SEAM_SVN] = MeasurementValues(svn=Svn(seam_svn(body)))
+        out = _References()
+
+        def bound(minimum: int, prov: Provenance, role: str) -> None:
+            actual = seam_svn(body)
+            out.bounds.append(bound_note(prov, role, MKEY_SEAM_SVN, minimum, actual, actual >= minimum))
+
+        for hit in ctx.store.reference_values(TDX_ENVIRONMENT, now, profiles=CVM_PROFILES):
             ms = hit.triple.measurements
             names = [_mkey_name(m) for m in ms]
             if not ms or any(n is None or n not in entries for n in names):
                 continue
-            keys = [n for n in names if n is not None]
-            constrained.update(keys)
-            if all(match_measurement(m, Measurement(_entry(n, entries[n]), m.mkey)) for m, n in zip(ms, keys,
-                                                                                                    strict=True)):
-                covered.update(keys)
-                used.append((hit.provenance, "reference-values"))
-        approved = "tdx.mrtd" in covered and constrained <= covered
-        return {"approved": approved, "constrained": sorted(constrained), "matched": sorted(covered),
-                "unmatched": sorted(constrained - covered)}
+            conditions, bounds = _split(ms)
+            keys = [n for m in conditions if (n := _mkey_name(m)) is not None]
+            out.constrained.update(keys)
+            if not all(match_measurement(m, Measurement(entries[n], m.mkey)) for m, n in zip(conditions, keys,
+                                                                                              strict=True)):
+                continue
+            out.covered.update(keys)
+            used.append((hit.provenance, "reference-values"))
+            if keys:
+                out.matched.append(match_note(hit.provenance, keys))
+            for minimum in bounds:
+                bound(minimum, hit.provenance, "reference-values")
+        for e in ctx.store.endorsed_values(TDX_ENVIRONMENT, now, profiles=CVM_PROFILES):
+            _, bounds = _split(e.triple.measurements)
+            if bounds:
+                used.append((e.provenance, "endorsed-values"))
+            for minimum in bounds:
+                bound(minimum, e.provenance, "endorsed-values")
+        out.approved = "tdx.mrtd" in out.covered and out.constrained <= out.covered
+        return out
 
-    def _vector(self, quote: TdxQuote, found: _Collateral, approved: bool) -> tuple[TrustVector, Tier]:
+    def _cvm(self, body: TdReport, found: _Collateral, refs: _References) -> dict[str, Any]:
+        """The ``cvm`` annotation: registers compared, what matched, the TCB and the bounds, debug."""
+        tcb: dict[str, Any] = {"tee_tcb_svn": body.tee_tcb_svn.hex(), "seam_svn": seam_svn(body),
+                               "module_major": body.tee_tcb_svn[1], "module_svn": body.tee_tcb_svn[0]}
+        if found.tcb is not None:
+            tcb["status"] = found.tcb.status
+        return {
+            "platform": "intel-tdx",
+            "measurements": {name: value.hex() for name in sorted(_REGISTERS)
+                             if (value := MKEYS[name](body)) is not None},
+            "tcb": tcb, "matched": refs.matched, "tcb_bounds": refs.bounds,
+            "debug": {"debug": body.debug, "allowed": self.allow_debug},
+        }
+
+    def _vector(self, quote: TdxQuote, found: _Collateral, refs: _References) -> tuple[TrustVector, Tier]:
         debug = quote.body.debug
         tcb = found.tcb
         hardware = 0
@@ -337,6 +419,8 @@ class TdxScheme:
             value = HARDWARE[tcb.status]
             # Good news needs complete collateral; bad news counts from whatever was verified.
             hardware = value if value != 2 or found.complete else 0
+        if not refs.bounds_met:
+            hardware = max(hardware, 32)  # a TDX module older than a CoRIM's minimum: known-vulnerable
         if debug and not self.allow_debug:
             configuration, runtime = 96, 96
         elif tcb is not None and tcb.status in _CONFIG_NEEDED:
@@ -345,7 +429,7 @@ class TdxScheme:
             configuration, runtime = (0, 0) if debug else (2, 2)
         vector = TrustVector.of({
             "instance-identity": 96 if found.revoked else 2, "configuration": configuration,
-            "executables": 2 if approved else 33, "file-system": 0, "hardware": hardware,
+            "executables": 2 if refs.approved else 33, "file-system": 0, "hardware": hardware,
             "runtime-opaque": runtime, "storage-opaque": 0, "sourced-data": 0,
         })
         reported = vector.worst_tier()
