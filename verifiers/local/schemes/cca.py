@@ -44,7 +44,6 @@ from federation.errors import Error, MalformedError, VerificationError
 from federation.evidence import Evidence
 from federation.keys import TrustAnchor, VerificationKey
 
-from ..corim.cryptokeys import public_key
 from ..corim.model import ClassMap, Environment, Measurement, ReferenceTriple, Tagged
 from ..corim.profiles import CCA_PLATFORM, CCA_REALM
 from ..corim.store import Provenance, Stored
@@ -62,6 +61,7 @@ from ..evidence.cca import (
     verify_cca,
 )
 from ..scheme import BadEvidence, Context, SchemeDescriptor, normalize_media_type
+from .arm_identity import TAG_BYTES, attestation_key, implementation
 
 __all__ = ["PLATFORM", "REALM", "SCHEME", "CcaScheme"]
 
@@ -73,7 +73,7 @@ SW_MKEY, CONFIG_MKEY = "cca.software-component", "cca.platform-config"
 RIM_MKEY, RPV_MKEY = "cca.rim", "cca.rpv"
 REM_MKEYS = tuple(f"cca.rem{i}" for i in range(4))
 REALM_CHALLENGE_SIZE = 64
-_TAG_BYTES, _TAG_UEID = 560, 550
+_TAG_BYTES = TAG_BYTES
 # Lifecycle ranges Veraison treats as trustworthy (secured, non-CCA-platform debug).
 _TRUSTED_LIFECYCLES = ((0x3000, 0x30FF), (0x4000, 0x40FF))
 _MALFUNCTION = -1
@@ -163,7 +163,8 @@ class CcaScheme:
             token = decode_cca(evidence.data)
         except (MalformedError, VerificationError) as exc:  # e.g. an algorithm we do not accept
             raise BadEvidence(f"could not establish identity from evidence: {exc.detail}") from exc
-        key, key_prov = self._attestation_key(token.platform, ctx)
+        key, key_prov = attestation_key(ctx, token.platform.implementation_id, token.platform.instance_id,
+                                        profiles=(CCA_PLATFORM.id,))
         self._check_integrity(evidence.data, token, key, ctx)
         return {
             PLATFORM: self._platform(token.platform, ctx, key_prov),
@@ -171,19 +172,6 @@ class CcaScheme:
         }
 
     # -- trust anchor and integrity --------------------------------------------------------------
-
-    @staticmethod
-    def _attestation_key(platform: CcaPlatformClaims, ctx: Context
-                         ) -> tuple[VerificationKey | TrustAnchor, Provenance]:
-        env = Environment(ClassMap(Tagged("bytes", platform.implementation_id, _TAG_BYTES)),
-                          instance=Tagged("ueid", platform.instance_id, _TAG_UEID))
-        for hit in ctx.store.attest_keys(env, ctx.now, profiles=(CCA_PLATFORM.id,)):
-            for material in hit.triple.keys:
-                try:
-                    return VerificationKey.of(public_key(material), algorithms=None), hit.provenance
-                except Error:
-                    continue
-        raise BadEvidence("no trust anchor for evidence")
 
     @staticmethod
     def _check_integrity(data: bytes, token: CcaToken, key: VerificationKey | TrustAnchor, ctx: Context) -> None:
@@ -205,7 +193,7 @@ class CcaScheme:
     def _platform(self, claims: CcaPlatformClaims, ctx: Context, key_prov: Provenance) -> Appraisal:
         used: _Used = [(key_prov, "attest-key")]
         refs = ctx.store.reference_values(
-            Environment(ClassMap(Tagged("bytes", claims.implementation_id, _TAG_BYTES))), ctx.now,
+            implementation(claims.implementation_id), ctx.now,
             by_identity=True, profiles=(CCA_PLATFORM.id,))
         config_ok = self._config_ok(claims, refs, used)
         software_ok = self._software_ok(claims, refs, used)

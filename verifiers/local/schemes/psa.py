@@ -22,21 +22,19 @@ from federation.ar4si import Tier, TrustVector
 from federation.ear.model import Appraisal
 from federation.errors import Error, MalformedError, VerificationError
 from federation.evidence import Evidence
-from federation.keys import TrustAnchor, VerificationKey
 
-from ..corim.cryptokeys import public_key
-from ..corim.model import ClassMap, Environment, Measurement, Tagged
+from ..corim.model import Measurement, Tagged
 from ..corim.store import Provenance
 from ..endorsements import EXTENSION, endorsement_records
 from ..evidence.psa import PROFILE_P1, PROFILE_P2, PROFILE_RFC9783, PsaClaims, SwComponent, decode_psa, verify_psa
 from ..scheme import BadEvidence, Context, SchemeDescriptor, normalize_media_type
+from .arm_identity import attestation_key, implementation
 
 __all__ = ["SCHEME", "PsaScheme"]
 
 NAME = "PSA_IOT"
 POLICY_ID = f"policy:{NAME}"
 MKEY = "psa.software-component"
-_TAG_BYTES, _TAG_UEID = 560, 550
 # Lifecycle ranges that Veraison treats as trustworthy (secured, non-PSA-RoT debug).
 _TRUSTED_LIFECYCLES = ((0x3000, 0x30FF), (0x4000, 0x40FF))
 
@@ -76,7 +74,7 @@ class PsaScheme:
             _, claims = decode_psa(evidence.data)
         except (MalformedError, VerificationError) as exc:  # incl. an algorithm we do not support
             raise BadEvidence(f"could not establish identity from evidence: {exc.detail}") from exc
-        key, key_prov = self._attestation_key(claims, ctx)
+        key, key_prov = attestation_key(ctx, claims.implementation_id, claims.instance_id)
         try:
             verify_psa(evidence.data, key, ctx.now)
         except Error as exc:
@@ -98,23 +96,11 @@ class PsaScheme:
         return {NAME: Appraisal.make(Tier.AFFIRMING, vector, (POLICY_ID,), extensions)}
 
     @staticmethod
-    def _attestation_key(claims: PsaClaims, ctx: Context) -> tuple[VerificationKey | TrustAnchor, Provenance]:
-        env = Environment(ClassMap(Tagged("bytes", claims.implementation_id, _TAG_BYTES)),
-                          instance=Tagged("ueid", claims.instance_id, _TAG_UEID))
-        for hit in ctx.store.attest_keys(env, ctx.now):
-            for material in hit.triple.keys:
-                try:
-                    return VerificationKey.of(public_key(material), algorithms=None), hit.provenance
-                except Error:
-                    continue
-        raise BadEvidence("no trust anchor for evidence")
-
-    @staticmethod
     def _software_ok(claims: PsaClaims, ctx: Context, used: list[tuple[Provenance, str]]) -> bool:
         if claims.profile == PROFILE_P1 and claims.no_software_measurements:
             return False
         refs = ctx.store.reference_values(
-            Environment(ClassMap(Tagged("bytes", claims.implementation_id, _TAG_BYTES))), ctx.now, by_identity=True)
+            implementation(claims.implementation_id), ctx.now, by_identity=True)
         all_matched = True
         for comp in claims.software_components:
             hit = next((r for r in refs for m in r.triple.measurements if _component_matches(comp, m)), None)
