@@ -194,7 +194,9 @@ def verify_ear(
         raise StaleError(f"issued in the future (iat {ear.iat} > now {t})")
     if ear.exp is not None and t >= ear.exp + leeway:
         raise StaleError(f"expired at {ear.exp} (now {t})")
-    if isinstance(nbf, int) and t + leeway < nbf:
+    if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
+        raise MalformedError("nbf must be an integer")  # a float or text nbf must not be ignored
+    if nbf is not None and t + leeway < nbf:
         raise StaleError(f"not valid before {nbf} (now {t})")
     if max_age is not None and t - ear.iat > max_age:
         raise StaleError(f"issued {t - ear.iat}s ago, more than {max_age}s")
