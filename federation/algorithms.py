@@ -24,6 +24,7 @@ __all__ = [
     "PublicKey",
     "by_cose_id",
     "by_name",
+    "check_key",
     "default_algorithms",
     "raw_sign",
     "raw_verify",
@@ -86,7 +87,8 @@ def default_algorithms(key: PublicKey) -> frozenset[str]:
     raise AlgorithmError(f"unsupported key type {type(key).__name__}")
 
 
-def _check_key(alg: Algorithm, key: PublicKey | PrivateKey) -> None:
+def check_key(alg: Algorithm, key: PublicKey | PrivateKey) -> None:
+    """Raise :class:`AlgorithmError` unless *key* can be used with *alg* (type, curve, RSA size)."""
     ok = (
         (alg.family == "ec" and isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey)
          and key.curve.name == alg.curve)
@@ -100,7 +102,7 @@ def _check_key(alg: Algorithm, key: PublicKey | PrivateKey) -> None:
 
 def raw_sign(alg: Algorithm, key: PrivateKey, data: bytes) -> bytes:
     """Sign *data*; ECDSA output is the fixed-width ``r || s`` of JWS/COSE."""
-    _check_key(alg, key)
+    check_key(alg, key)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         der = key.sign(data, ec.ECDSA(alg._hash()))
         r, s = decode_dss_signature(der)
@@ -115,7 +117,7 @@ def raw_sign(alg: Algorithm, key: PrivateKey, data: bytes) -> bytes:
 
 def raw_verify(alg: Algorithm, key: PublicKey, data: bytes, signature: bytes) -> None:
     """Return if *signature* is valid, raise :class:`BadSignatureError` otherwise."""
-    _check_key(alg, key)
+    check_key(alg, key)
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             if len(signature) != 2 * alg.size:

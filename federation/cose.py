@@ -6,7 +6,10 @@ and not side-channel safe when signing) and it cannot decode tagged messages wit
 
 Rules enforced here: the algorithm is taken from the *protected* header only and must be allowed
 for the key; ``crit`` is refused (we understand no critical extension); detached payloads need
-the caller to supply the payload; headers naming keys by value (COSE_Key) are ignored.
+the caller to supply the payload; headers naming keys by value (COSE_Key) or by URL (``x5u``) are
+ignored; header labels are integers or text and ``kid`` a byte (or text) string, as RFC 9052
+says, so a tagged or odd label cannot shadow a real one. Attacks and their tests:
+``docs/attacks.md``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Sign1:
 
     @property
     def kid(self) -> str | None:
-        kid = self.protected.get(H_KID, self.unprotected.get(H_KID))
+        kid = self.protected.get(H_KID, self.unprotected.get(H_KID))  # bstr or tstr (decode_sign1)
         if isinstance(kid, bytes):
             return kid.decode("utf-8", "replace")
         return kid if isinstance(kid, str) else None
@@ -84,6 +87,8 @@ def decode_sign1(data: bytes | Any, *, max_size: int = cbor.DEFAULT_MAX_SIZE, re
     protected = cbor.loads(protected_raw, max_size=_MAX_HEADER, max_depth=4) if protected_raw else {}
     if not isinstance(protected, Mapping):
         raise MalformedError("cose: protected header is not a map")
+    if not all(_is_label(k) for k in protected) or not all(_is_label(k) for k in unprotected):
+        raise MalformedError("cose: header labels must be integers or text strings")
     if H_CRIT in protected or H_CRIT in unprotected:
         raise VerificationError("cose: critical header parameters are not supported")
     if H_ALG not in protected:
@@ -93,7 +98,14 @@ def decode_sign1(data: bytes | Any, *, max_size: int = cbor.DEFAULT_MAX_SIZE, re
     overlap = set(protected) & set(unprotected)
     if overlap:
         raise MalformedError("cose: a header label is both protected and unprotected")
+    if not isinstance(protected.get(H_KID, unprotected.get(H_KID, b"")), bytes | str):
+        raise MalformedError("cose: kid must be a byte string")
     return Sign1(protected_raw, protected, unprotected, payload, signature, by_cose_id(protected[H_ALG]))
+
+
+def _is_label(key: Any) -> bool:
+    """RFC 9052 §1.5: ``label = int / tstr``."""
+    return isinstance(key, int | str) and not isinstance(key, bool)
 
 
 def verify_sign1(

@@ -12,9 +12,14 @@ Theory of operation for one ``appraise``:
 * each answer goes through :func:`verifiers.normalize.normalize` with *that* member's anchor,
   this session's nonce and one ``now`` for the whole appraisal;
 * anything a backend does wrong (raise, hang, lie) becomes a recorded :class:`Vote`, never an
-  exception out of the federation;
+  exception out of the federation; a backend cancelled at the deadline (or when the quorum is
+  decided) gets ``_CANCEL_GRACE`` (50 ms) to stop, and one deaf to cancellation finishes in the
+  background (:meth:`Federation.aclose` waits up to 1 s for it), so it cannot delay the answer;
 * with ``wait = "quorum"`` the engine stops as soon as :func:`federation.quorum.is_final` says no
-  pending answer could change a status, cancels the stragglers and records them ``not-awaited``.
+  pending answer could change a status, cancels the stragglers and records them ``not-awaited``;
+* a nonce the caller chose (directly or through a session) is consumed in the replay cache
+  (:mod:`federation.replay`) before any backend is asked: a second appraisal under it within
+  ``replay_ttl`` raises :class:`~federation.errors.ReplayError`.
 """
 
 from __future__ import annotations
@@ -41,18 +46,21 @@ from .errors import (
     ConfigError,
     Error,
     MalformedError,
+    ReplayError,
     StaleError,
     UsageError,
 )
 from .evidence import Evidence
 from .keys import SigningKey, TrustAnchor
 from .quorum import QuorumPolicy, decide, is_final
+from .replay import MemoryReplayCache, ReplayCache
 from .result import AppraisalResult, build_combined
 from .votes import Outcome, Vote, outcome_of
 
 __all__ = ["Federation", "Member", "Session"]
 
 _NONCE_MIN, _NONCE_MAX = 8, 64  # bytes (EAT nonce bounds)
+_CANCEL_GRACE = 0.05  # seconds cancelled backends get to stop before the result goes out without them
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,8 @@ class Federation:
         session_ttl: float = 300.0,
         embed_results: bool = True,
         clock: Callable[[], float] = time.time,
+        replay: ReplayCache | None = None,
+        replay_ttl: float | None = None,
     ) -> None:
         names = [m.backend.name for m in members]
         if len(set(names)) != len(names):
@@ -137,6 +147,12 @@ class Federation:
         self.session_ttl = session_ttl
         self.embed_results = embed_results
         self._clock = clock
+        self._stragglers: set[asyncio.Task[Vote]] = set()  # cancelled backends still stopping
+        # Caller-chosen nonces are single-use for this long (a session's whole life by default).
+        self.replay: ReplayCache = replay if replay is not None else MemoryReplayCache(clock=clock)
+        self.replay_ttl = float(replay_ttl) if replay_ttl is not None else max(session_ttl, 1.0)
+        if self.replay_ttl <= 0:
+            raise ConfigError("the replay window must be positive", key="federation.replay_ttl")
 
     @classmethod
     def from_config(cls, path: str | Path) -> Federation:
@@ -153,6 +169,8 @@ class Federation:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._stragglers:  # backends still stopping after an appraisal gave up on them
+            await asyncio.wait(set(self._stragglers), timeout=1.0)
         for m in self.members:
             if isinstance(m.backend, ClosableBackend):
                 try:
@@ -161,8 +179,14 @@ class Federation:
                     continue
 
     async def challenge(self, nonce: bytes | None = None) -> Session:
-        """Phase 1: fix the nonce (fresh unless given) and collect backends' own challenges."""
+        """Phase 1: fix the nonce (fresh unless given) and collect backends' own challenges.
+
+        A given nonce already consumed by an appraisal raises :class:`ReplayError` (it is only
+        checked here: the nonce is consumed by :meth:`appraise`).
+        """
         n = _check_nonce(nonce) if nonce is not None else os.urandom(32)
+        if nonce is not None and await self.replay.seen(n):
+            raise ReplayError("this nonce was already used for an appraisal; start with a fresh one")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
         challenges: dict[str, bytes] = {}
@@ -179,7 +203,13 @@ class Federation:
 
     async def appraise(self, evidence: Evidence, nonce: bytes | None = None, *, session: Session | None = None,
                        now: int | None = None) -> AppraisalResult:
-        """Phase 2: appraise *evidence* bound to the session's (or the given, or a fresh) nonce."""
+        """Phase 2: appraise *evidence* bound to the session's (or the given, or a fresh) nonce.
+
+        A given or session nonce is consumed first: reused within ``replay_ttl`` it raises
+        :class:`ReplayError` (a full in-memory cache raises
+        :class:`~federation.replay.ReplayCacheFull`) and no backend is asked.
+        """
+        chosen = nonce is not None or session is not None
         if session is not None:
             if nonce is not None and nonce != session.nonce:
                 raise UsageError("nonce and session disagree")
@@ -187,6 +217,8 @@ class Federation:
                 raise StaleError("session expired; start a new one")
             nonce = session.nonce
         nonce = _check_nonce(nonce) if nonce is not None else os.urandom(32)
+        if chosen and await self.replay.seen_or_add(nonce, self.replay_ttl):
+            raise ReplayError(f"this nonce was already used for an appraisal in the last {self.replay_ttl:g}s")
         when = int(now if now is not None else self._clock())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
@@ -219,7 +251,12 @@ class Federation:
             for t in pending:
                 t.cancel()
             if pending:
-                await asyncio.wait(pending, timeout=1.0)
+                # Cancelled backends get a moment to stop, no more: one deaf to cancellation must
+                # not hold the answer past the deadline, so it finishes in the background.
+                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_GRACE)
+                for t in stuck:
+                    self._stragglers.add(t)
+                    t.add_done_callback(self._stragglers.discard)
         ordered = tuple(votes.get(m.backend.name) or Vote(
             m.backend.name, m.backend.operator, m.backend.kind, Outcome.TIMEOUT,
             detail="overall deadline passed") for m in self.members)

@@ -14,6 +14,7 @@ operator's config, the caller) and a program needs a stable code, not a message.
     │   ├── AlgorithmError                   bad-algorithm   algorithm not allowed for the key
     │   ├── NonceMismatchError               nonce-mismatch
     │   ├── StaleError                       stale           expired, not yet valid, too old
+    │   ├── ReplayError                      replay          nonce already used within the replay window
     │   └── PolicyError                      policy          content contradicts a rule (e.g. quorum)
     └── BackendError                         (abstract)      a verifier could not be asked
         ├── BackendTimeoutError              timeout
@@ -35,6 +36,7 @@ __all__ = [
     "MalformedError",
     "NonceMismatchError",
     "PolicyError",
+    "ReplayError",
     "StaleError",
     "UntrustedKeyError",
     "UsageError",
@@ -103,6 +105,12 @@ class NonceMismatchError(VerificationError):
 
 class StaleError(VerificationError):
     reason = "stale"
+
+
+class ReplayError(VerificationError):
+    """A nonce was offered for a second appraisal while the replay cache still remembers it."""
+
+    reason = "replay"
 
 
 class PolicyError(VerificationError):

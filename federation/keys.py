@@ -54,7 +54,10 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(text: str | bytes) -> bytes:
     """Decode base64url with or without padding; strict alphabet (no silent garbage)."""
-    raw = text.encode("ascii") if isinstance(text, str) else text
+    try:
+        raw = text.encode("ascii") if isinstance(text, str) else text
+    except UnicodeEncodeError as exc:  # found by fuzzing (fuzz/provenance.py): non-ASCII text
+        raise MalformedError("base64url: invalid character") from exc
     raw = raw.rstrip(b"=")
     if any(c not in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in raw):
         raise MalformedError("base64url: invalid character")
@@ -288,9 +291,13 @@ def load_trust_anchor(path: str | Path, *, algorithms: Iterable[str] | None = No
 
 @dataclass(frozen=True, slots=True)
 class SigningKey:
-    """A private key, the one algorithm it signs with, and the ``kid`` it announces."""
+    """A private key, the one algorithm it signs with, and the ``kid`` it announces.
 
-    key: PrivateKey
+    The private key never shows in ``repr`` (nor in the repr of anything holding a SigningKey):
+    only the algorithm and the ``kid``, which names the public key.
+    """
+
+    key: PrivateKey = field(repr=False)
     algorithm: str
     kid: str
 

@@ -151,7 +151,11 @@ def _str(m: Mapping[str, Any], key: str, optional: bool = False) -> Any:
 def _result_bytes(text: str | None) -> bytes | None:
     if text is None:
         return None
-    return text.encode("ascii") if text.startswith("ey") else b64url_decode(text)
+    if not text.startswith("ey"):
+        return b64url_decode(text)
+    if not text.isascii():  # found by fuzzing (fuzz/provenance.py): a JWT is ASCII
+        raise MalformedError("provenance: embedded result is not an ASCII JWT")
+    return text.encode("ascii")
 
 
 def parse_provenance(raw: Any) -> Provenance:

@@ -10,22 +10,34 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from test_local_psa import MT, N32, PSA
+from test_local_psa import MT, N32, PSA, key
 
+from federation import cbor, cose
 from federation.ear.token import VerifiedEar, verify_ear
 from federation.keys import SigningKey, TrustAnchor, VerificationKey, jwk_to_public
 from verifiers.local.appraiser import LocalAppraiser
 from verifiers.local.backend import LocalBackend
 from verifiers.local.corim.store import load_paths
+from verifiers.local.evidence.psa import json_to_cbor_claims
 from verifiers.local.schemes import BUILTIN
 
-__all__ = ["GOOD", "MT", "N32", "N32_B64", "PSA", "SESSION", "anchor_of", "local_backend", "serve", "verify"]
+__all__ = [
+    "GOOD", "MT", "N32", "N32_B64", "PSA", "SESSION", "anchor_of", "local_backend", "psa_good", "serve", "verify",
+]
 
 SESSION = "application/vnd.veraison.challenge-response-session+json"
 CORIM = PSA / "endorsements" / "corim-psa-valid.cbor"
 GOOD = (PSA / "evidence" / "psa.good.cose").read_bytes()
 N32_B64 = "QUp8F0FBs9DpodKK8xUg8NQimf6sQAfe2J1ormzZLxk="  # padded base64url, as Veraison's vectors write it
 assert base64.urlsafe_b64decode(N32_B64) == N32
+
+
+def psa_good(nonce: bytes) -> bytes:
+    """Veraison's ``psa.good`` claims bound to *nonce* (``psa.good.cose`` is bound to N32), signed by
+    the key ``corim-psa-valid.cbor`` endorses: affirming Evidence for a fresh nonce, since a server
+    appraises each nonce once (``federation.replay``)."""
+    claims = json_to_cbor_claims((PSA / "claims" / "psa.good.json").read_text())
+    return cose.sign1(cbor.dumps({**claims, 10: nonce}), key("ec.p256.jwk"))
 
 
 def local_backend(name: str = "acme-local", operator: str = "acme") -> LocalBackend:

@@ -5,15 +5,17 @@ pinned to its verifier's public JWK), driven over HTTP as a relying party would:
 challenge-response flow and ``POST /v1/appraise``.
 
 * Veraison's PSA vector ``psa.good.cose`` (nonce N32) is affirming and the combined token verifies
-  with every vote re-verified under the verifiers' own keys; a token signed by another key is
-  contraindicated.
+  with every vote re-verified under the verifiers' own keys; offered again under its nonce it is
+  refused (409: one nonce, one appraisal, ``federation.replay``); its claims bound to a fresh nonce
+  are affirming through ``/v1/appraise`` too; a token signed by another key is contraindicated.
 * Demo-style fresh evidence (a CoRIM signed by a generated endorser key, trusted through
   ``endorsers``; a PSA token bound to the federator session's nonce) is affirming; the same token
   replayed in a new session is contraindicated.
 * The Genoa SEV-SNP TSM report from Veraison's vectors (nonce = its REPORT_DATA) is affirming under
-  a CoRIM naming its launch measurement.
-* A verifier process killed (SIGKILL) while appraisals run: every result stays affirming and the
-  dead backend is recorded ``unreachable``; with a second one killed every result is ``none``.
+  a CoRIM naming its launch measurement, and refused when replayed.
+* A verifier process killed (SIGKILL) while appraisals run (the PSA vector's claims, each bound to a
+  fresh nonce): every result stays affirming and the dead backend is recorded ``unreachable``; with a
+  second one killed every result is ``none``.
 
 The verifiers validate at ``at = 2026-01-01`` (the Genoa report's time; the PSA vectors' CoRIM is
 unsigned and undated, and the demo CoRIM is made valid around that time). Results are issued at
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,9 +38,9 @@ from typing import Any
 import aiohttp
 import pytest
 from process_helpers import ServerProcess, ratsfed, start_servers, stop_all
-from test_local_psa import MT, N32, PSA, token
+from test_local_psa import MT, N32, PSA, key
 
-from federation import verify_result
+from federation import cbor, cose, verify_result
 from federation.demo import _corim, _token
 from federation.keys import SigningKey, TrustAnchor, load_signing_key, load_trust_anchor
 from federation.result import VerifiedResult
@@ -56,6 +59,7 @@ from verifiers.local.corim.model import (
     Triples,
     Validity,
 )
+from verifiers.local.evidence.psa import json_to_cbor_claims
 from verifiers.local.evidence.sevsnp import MEDIA_TYPE_TSM_CBOR
 from verifiers.local.schemes.sevsnp import CLASS_VCEK
 
@@ -72,6 +76,13 @@ SESSION = "application/vnd.veraison.challenge-response-session+json"
 CR = "/challenge-response/v1"
 DEMO_SIGNER = "ACME Firmware Signing"  # federation.demo's CoRIM signer
 SNP_SIGNER = "Cloud Firmware Signing"
+
+
+def vector_token(nonce: bytes, signer: str = "ec.p256.jwk") -> bytes:
+    """Veraison's ``psa.good`` claims bound to *nonce* (as ``psa.good.cose`` is to N32), signed by
+    *signer* (``ec.p256.jwk``: the key ``corim-psa-valid.cbor`` endorses)."""
+    claims = json_to_cbor_claims((PSA / "claims" / "psa.good.json").read_text())
+    return cose.sign1(cbor.dumps({**claims, 10: nonce}), key(signer))
 
 
 def b64url(data: bytes) -> str:
@@ -265,6 +276,20 @@ async def appraise(http: aiohttp.ClientSession, base: str, media_type: str, body
     return doc
 
 
+async def refused_replay(http: aiohttp.ClientSession, base: str, media_type: str, body: bytes, nonce: bytes
+                         ) -> None:
+    """The same Evidence under a nonce already appraised: 409, whatever the Evidence's verdict."""
+    async with http.post(f"{base}/v1/appraise?nonce={nonce.hex()}", data=body,
+                         headers={"Content-Type": media_type, "Accept": "application/json"}) as resp:
+        assert resp.status == 409, await resp.text()
+        assert "nonce already used" in (await resp.json(content_type=None))["detail"]
+
+
+async def appraise_fresh(http: aiohttp.ClientSession, base: str) -> tuple[dict[str, Any], bytes]:
+    nonce = os.urandom(32)
+    return await appraise(http, base, MT, vector_token(nonce), nonce), nonce
+
+
 def check(world: World, result: str, nonce: bytes) -> VerifiedResult:
     """As a relying party: the federation's key, the nonce, every vote re-verified under its
     verifier's own key and the decision recomputed."""
@@ -299,21 +324,21 @@ async def test_services_publish_the_generated_keys(cluster: Cluster) -> None:
 async def test_psa_vector_is_affirming_and_reverifies_under_the_verifiers_keys(cluster: Cluster) -> None:
     async with client() as http:
         done, _ = await challenge_response(http, cluster.url, MT, lambda _: GOOD, N32)
-        doc = await appraise(http, cluster.url, MT, GOOD, N32)
+        await refused_replay(http, cluster.url, MT, GOOD, N32)
+        doc, nonce = await appraise_fresh(http, cluster.url)
     checked = check(cluster.world, done["result"], N32)
     assert checked.status == "affirming"
     assert outcomes(checked) == dict.fromkeys(OPERATORS, "ok")
     assert checked.decision is not None and len(checked.decision.agreed) == 3
     assert doc["status"] == "affirming" and doc["decision"].startswith("affirming: 2-of-3")
     assert [(v["outcome"], v["status"]) for v in doc["votes"]] == [("ok", "affirming")] * 3
-    assert check(cluster.world, doc["token"], N32).status == "affirming"
+    assert check(cluster.world, doc["token"], nonce).status == "affirming"
 
 
 async def test_psa_token_signed_by_another_key_is_contraindicated(cluster: Cluster) -> None:
-    rogue = token("psa.good.json", "ec.p256.alt.jwk")  # Veraison's alternative test key: not the device's
-    async with client() as http:
-        done, _ = await challenge_response(http, cluster.url, MT, lambda _: rogue, N32)
-    checked = check(cluster.world, done["result"], N32)
+    async with client() as http:  # Veraison's alternative test key: not the device's
+        done, nonce = await challenge_response(http, cluster.url, MT, lambda n: vector_token(n, "ec.p256.alt.jwk"))
+    checked = check(cluster.world, done["result"], nonce)
     assert checked.status == "contraindicated"
     assert outcomes(checked) == dict.fromkeys(OPERATORS, "ok")  # the verifiers answered: the evidence is bad
     assert checked.provenance is not None
@@ -340,14 +365,13 @@ async def test_sevsnp_genoa_vector_is_affirming(cluster: Cluster) -> None:
     report = GENOA.read_bytes()
     async with client() as http:
         done, _ = await challenge_response(http, cluster.url, MEDIA_TYPE_TSM_CBOR, lambda _: report, GENOA_RD)
-        doc = await appraise(http, cluster.url, MEDIA_TYPE_TSM_CBOR, report, GENOA_RD)
+        await refused_replay(http, cluster.url, MEDIA_TYPE_TSM_CBOR, report, GENOA_RD)
     checked = check(cluster.world, done["result"], GENOA_RD)
     assert checked.status == "affirming"
     assert outcomes(checked) == dict.fromkeys(OPERATORS, "ok")
     assert checked.provenance is not None
+    assert [v.status for v in checked.provenance.votes] == ["affirming"] * 3
     assert {e["signer"] for e in checked.provenance.endorsements} == {SNP_SIGNER}
-    assert doc["status"] == "affirming"
-    assert [v["status"] for v in doc["votes"]] == ["affirming"] * 3
 
 
 # -- verifiers dying -------------------------------------------------------------------------------
@@ -362,7 +386,7 @@ async def killing_verifiers(cluster: Cluster) -> None:
     world = cluster.world
     acme, globex = cluster.verifiers["acme"], cluster.verifiers["globex"]
     async with client() as http:
-        before = await appraise(http, cluster.url, MT, GOOD, N32)
+        before, _ = await appraise_fresh(http, cluster.url)
         assert before["status"] == "affirming"
 
         # SIGKILL acme while appraisals keep coming (a stream of them, four at a time)
@@ -372,8 +396,8 @@ async def killing_verifiers(cluster: Cluster) -> None:
         async def stream() -> None:
             while len(results) < 40:
                 after = killed.is_set()
-                docs = await asyncio.gather(*(appraise(http, cluster.url, MT, GOOD, N32) for _ in range(4)))
-                results.extend((after, d) for d in docs)
+                fresh = await asyncio.gather(*(appraise_fresh(http, cluster.url) for _ in range(4)))
+                results.extend((after, d) for d, _ in fresh)
                 if len(results) >= 8:
                     warm.set()
 
@@ -392,8 +416,8 @@ async def killing_verifiers(cluster: Cluster) -> None:
             assert votes["globex"]["outcome"] == votes["initech"]["outcome"] == "ok"
 
         # the session flow after the kill: the provenance records acme unreachable
-        done, _ = await challenge_response(http, cluster.url, MT, lambda _: GOOD, N32)
-        checked = check(world, done["result"], N32)
+        done, nonce = await challenge_response(http, cluster.url, MT, vector_token)
+        checked = check(world, done["result"], nonce)
         assert checked.status == "affirming"
         assert outcomes(checked) == {"acme": "unreachable", "globex": "ok", "initech": "ok"}
         async with http.get(f"{cluster.url}/readyz") as resp:
@@ -403,11 +427,11 @@ async def killing_verifiers(cluster: Cluster) -> None:
         # a second verifier killed: no tier reaches k, so none, never affirming
         await asyncio.to_thread(globex.kill)
         for _ in range(3):  # the breakers open on the way: still unreachable ("circuit open")
-            doc = await appraise(http, cluster.url, MT, GOOD, N32)
+            doc, nonce = await appraise_fresh(http, cluster.url)
             assert doc["status"] == "none", doc["decision"]
             assert {v["name"]: v["outcome"] for v in doc["votes"]} == {
                 "acme": "unreachable", "globex": "unreachable", "initech": "ok"}
-            assert check(world, doc["token"], N32).status == "none"
+            assert check(world, doc["token"], nonce).status == "none"
         assert "circuit open" in {v["name"]: v for v in doc["votes"]}["acme"]["detail"]
         done, _ = await challenge_response(http, cluster.url, MT, lambda n: _token(world.device, n))
         checked = check(world, done["result"], b64url_decode(done["nonce"]))

@@ -525,11 +525,13 @@ async def test_three_local_appraisers_agree_per_submodule(good_store: ReferenceV
         members.append(Member(backend, backend.public_anchor))
         anchors[backend.name] = backend.public_anchor
     fed_key, epoch = SigningKey.generate(), int(NOW.timestamp())
-    fed = Federation(members, QuorumPolicy(k=2, n=3, distinct_operators=True), fed_key, clock=lambda: float(epoch))
+    policy = QuorumPolicy(k=2, n=3, distinct_operators=True)
+    # Two Evidence under one nonce: two federations (each appraises a nonce once: federation.replay).
+    fed, again = (Federation(members, policy, fed_key, clock=lambda: float(epoch)) for _ in range(2))
     bad_realm = token(iak, rak, realm={"personalization_value": b"\x01" * 64})
     async with fed:
         good = await fed.appraise(Evidence(MT, token(iak, rak)), NONCE, now=epoch)
-        worse = await fed.appraise(Evidence(MT, bad_realm), NONCE, now=epoch)
+        worse = await again.appraise(Evidence(MT, bad_realm), NONCE, now=epoch)
     assert [v.outcome.value for v in good.votes] == ["ok"] * 3
     assert good.status == "affirming" and worse.status == "contraindicated"
     combined = worse.claims["submods"]

@@ -418,11 +418,13 @@ async def test_three_local_appraisers_agree(good_store: ReferenceValueStore, att
         members.append(Member(backend, backend.public_anchor))
         anchors[backend.name] = backend.public_anchor
     fed_key = SigningKey.generate()
-    fed = Federation(members, QuorumPolicy(k=2, n=3, distinct_operators=True), fed_key, clock=lambda: float(T))
+    policy = QuorumPolicy(k=2, n=3, distinct_operators=True)
+    # Two Evidence under one nonce: two federations (each appraises a nonce once: federation.replay).
+    fed, again = (Federation(members, policy, fed_key, clock=lambda: float(T)) for _ in range(2))
     async with fed:
         good = await fed.appraise(Evidence(MEDIA["jwt"], encode_eat(claims(), attester, fmt="jwt")), NONCE, now=T)
         unknown = claims(measurements=(*components(), MeasuredComponent("initrd", 1, b"\x01" * 32)))
-        warn = await fed.appraise(Evidence(MEDIA["cwt"], encode_eat(unknown, attester)), NONCE, now=T)
+        warn = await again.appraise(Evidence(MEDIA["cwt"], encode_eat(unknown, attester)), NONCE, now=T)
     assert (good.status, warn.status) == ("affirming", "warning")
     assert warn.claims["submods"]["EAT"]["ear.trustworthiness-vector"]["executables"] == 33
     checked = verify_result(good.token, TrustAnchor((fed_key.public,)), nonce=NONCE, reverify=True,

@@ -524,7 +524,7 @@ async def test_the_breaker_opens_after_n_failures_and_a_probe_closes_it(
         with pytest.raises(CircuitOpenError) as err:
             await b.appraise(EVIDENCE, b"n" * 32, deadline)
         assert err.value.reason == "unreachable" and str(err.value) == "unreachable: circuit open"
-        assert err.value.retry_after == 30.0
+        assert err.value.probe_in == 30.0 and err.value.retry_after == math.inf  # never retried
         assert not await b.probe()  # still cooling down: no request either
         assert len(f.log) == served
         clock.now += 31  # cool-down over: the next attempt is the probe; it fails, so it re-opens
@@ -566,6 +566,23 @@ async def test_an_open_circuit_is_unreachable_and_not_retried(closed_port: int) 
     assert time.monotonic() - start < 2.0  # the cool-down outlasts the budget: no retries, no waiting
 
 
+async def test_an_open_circuit_fails_fast_even_when_its_cool_down_ends_within_the_budget(closed_port: int) -> None:
+    """Regression (bench/soak.py, a verifier killed under load): appraisals arriving in the last
+    ``timeout`` seconds of the cool-down used to sleep until it ended (the breaker's rest of the
+    cool-down was honoured as a Retry-After), holding every answer that long, only for one of them
+    to be the probe and the others to fail anyway."""
+    clock = Clock()
+    b = backend(f"http://127.0.0.1:{closed_port}/", breaker=CircuitBreaker(threshold=2, cooldown=60, clock=clock))
+    r = await appraise(b, FED_KEY, retries=1)  # two refused attempts trip it
+    assert state(b) is State.OPEN
+    clock.now += 59  # one second of cool-down left, well within the 5 s budget
+    start = time.monotonic()
+    r = await appraise(b, FED_KEY, retries=5, timeout=5.0)
+    assert outcome(r) is Outcome.UNREACHABLE and r.votes[0].detail == "unreachable: circuit open"
+    assert time.monotonic() - start < 0.5  # at once: no sleep until the cool-down ends
+    assert state(b) is State.OPEN
+
+
 def test_breaker_cancellation_before_the_deadline_is_neutral() -> None:
     clock = Clock()
     br = CircuitBreaker(threshold=1, cooldown=5, clock=clock)
@@ -597,7 +614,7 @@ def test_a_half_open_breaker_lets_one_probe_through() -> None:
     with br.attempt():
         with pytest.raises(CircuitOpenError) as err, br.attempt():
             pass  # a second caller while the probe is in flight
-        assert err.value.retry_after is None
+        assert err.value.probe_in is None and err.value.retry_after == math.inf
     assert br.healthy
 
 

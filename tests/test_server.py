@@ -142,9 +142,9 @@ async def test_400_for_empty_body_bad_session_id_and_bad_cmw() -> None:
 
 
 async def test_a_record_cmw_is_unwrapped_to_its_inner_evidence() -> None:
-    async with serve(app()) as client:
-        for wrapped, media_type in ((cmw.encode_cbor(cmw.Record(MT, GOOD)), "application/vnd.veraison.cmw+cbor"),
-                                    (cmw.encode_json(cmw.Record(MT, GOOD)), "application/cmw+json")):
+    for wrapped, media_type in ((cmw.encode_cbor(cmw.Record(MT, GOOD)), "application/vnd.veraison.cmw+cbor"),
+                                (cmw.encode_json(cmw.Record(MT, GOOD)), "application/cmw+json")):
+        async with serve(app()) as client:  # a server per wrapping: GOOD's nonce is appraised once per server
             url, _ = await new_session(client)
             resp = await client.post(url, data=wrapped, headers={**ACCEPT, "Content-Type": media_type})
             done = await resp.json(content_type=None)
@@ -282,9 +282,9 @@ async def test_discovery_document_and_jwks_with_a_previous_key(tmp_path: Path) -
 
 
 async def test_direct_appraise_with_hex_and_base64url_nonces() -> None:
-    async with serve(app()) as client:
-        key = await discovery_key(client)
-        for nonce in (N32.hex(), N32_B64, N32_B64.rstrip("=")):
+    for nonce in (N32.hex(), N32_B64, N32_B64.rstrip("=")):
+        async with serve(app()) as client:  # a server per spelling: GOOD's nonce is appraised once per server
+            key = await discovery_key(client)
             resp = await client.post(f"/v1/appraise?nonce={nonce}", data=GOOD, headers={"Content-Type": MT})
             assert resp.status == 200 and resp.headers["Content-Type"] == "application/json"
             doc = await resp.json()
@@ -292,6 +292,7 @@ async def test_direct_appraise_with_hex_and_base64url_nonces() -> None:
             assert doc["submods"]["PSA_IOT"]["status"] == "affirming"
             assert doc["verifier"]["name"] == "acme-local"
             assert verify(doc["token"], key, N32).ear.status.label == "affirming"
+    async with serve(app()) as client:
         doc = await (await client.post("/v1/appraise", data=GOOD, headers={"Content-Type": MT})).json()
         assert doc["status"] == "contraindicated"  # a fresh nonce the token cannot be bound to
         assert "nonce" in doc["submods"]["PSA_IOT"]["problem"]
@@ -307,8 +308,8 @@ async def test_health_readiness_and_metrics_after_appraisals() -> None:
         ready = await client.get("/readyz")
         doc = await ready.json()
         assert ready.status == 200 and doc["ready"] is True and doc["role"] == "verifier"
-        for data in (GOOD, b"\xd2garbage"):
-            url, _ = await new_session(client)
+        for data, query in ((GOOD, f"?nonce={N32_B64}"), (b"\xd2garbage", "?nonceSize=32")):
+            url, _ = await new_session(client, query)
             await client.post(url, data=data, headers={**ACCEPT, "Content-Type": MT})
         await client.post(f"{CR}/newSession", headers={"Accept": "text/html"})  # a 406, counted by route
         resp = await client.get("/metrics")

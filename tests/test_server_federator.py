@@ -9,7 +9,7 @@ import base64
 from typing import Any
 
 from fakes import NOW, FakeVerifier
-from server_helpers import GOOD, MT, N32, N32_B64, SESSION, local_backend, serve, verify
+from server_helpers import GOOD, MT, N32, N32_B64, SESSION, local_backend, psa_good, serve, verify
 
 from federation import Federation, Member, QuorumPolicy, SigningKey, TrustAnchor, verify_result
 from federation.ar4si import Tier
@@ -66,11 +66,15 @@ async def test_psa_vectors_through_the_federator_session_api_are_affirming() -> 
         assert len(checked.decision.agreed) == 3
 
         resp = await client.post(f"/v1/appraise?nonce={N32.hex()}", data=GOOD, headers={"Content-Type": MT})
+        assert resp.status == 409  # the same nonce again: a replay (one nonce, one appraisal)
+        fresh = bytes(range(64, 96))
+        resp = await client.post(f"/v1/appraise?nonce={fresh.hex()}", data=psa_good(fresh),
+                                 headers={"Content-Type": MT})
         doc = await resp.json()
-        assert (doc["status"], doc["nonce"]) == ("affirming", N32.hex())
+        assert (doc["status"], doc["nonce"]) == ("affirming", fresh.hex())
         assert doc["decision"].startswith("affirming: 2-of-3")
         assert [v["outcome"] for v in doc["votes"]] == ["ok", "ok", "ok"]
-        assert verify(doc["token"], key, N32).ear.status.label == "affirming"
+        assert verify(doc["token"], key, fresh).ear.status.label == "affirming"
 
         # Every member declares its media types, so the federator can refuse others.
         resp = await client.post("/v1/appraise", data=GOOD, headers={"Content-Type": "application/x-nope"})

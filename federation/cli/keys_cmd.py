@@ -18,6 +18,7 @@ def _generate(args: argparse.Namespace) -> int:
     key = SigningKey.generate(args.alg)
     private = out / "private.pem"
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode applies to a new file only: an existing one may be readable
     with os.fdopen(fd, "wb") as fh:
         fh.write(key.private_pem())
     public = out / "public.jwk"

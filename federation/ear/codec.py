@@ -148,7 +148,11 @@ def from_json_claims(claims: Any) -> Ear:
 
 
 def from_cbor_claims(claims: Any) -> Ear:
-    """Decode a CBOR claims-set (integer keys)."""
+    """Decode a CBOR claims-set (integer keys; RFC 8392 claim keys are ints or text, so a tagged
+    key that would shadow a claim is refused, not ignored)."""
+    if isinstance(claims, Mapping) and not all(isinstance(k, int | str) and not isinstance(k, bool)
+                                               for k in claims):
+        raise MalformedError("ear: claim keys must be integers or text strings")
     return _decode(claims, 2)
 
 

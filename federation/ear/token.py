@@ -4,7 +4,9 @@ Verification order follows "couldn't verify is not verified false": bounds and h
 then the signature under the caller's trust anchor, then the claims, then time and nonce, each
 failure a typed error. The time is an argument (``now``); nothing here reads the clock.
 Header rules: ``alg`` must be allow-listed for the key (``none`` and HMAC never are); ``crit``,
-``b64: false`` and key-bearing headers (``jwk``, ``jku``, ``x5u``) are never honoured.
+``b64: false`` and key-bearing headers (``jwk``, ``jku``, ``x5u``) are never honoured; ``kid`` is
+a string or absent; a detached (empty) payload segment is refused. The attacks these rules answer
+are catalogued, with their tests, in ``docs/attacks.md``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Literal
 import jwt as pyjwt
 
 from .. import cbor, cose
-from ..algorithms import by_name
+from ..algorithms import by_name, check_key
 from ..errors import BadSignatureError, MalformedError, NonceMismatchError, StaleError, VerificationError
 from ..keys import SigningKey, TrustAnchor, VerificationKey, b64url_decode
 from .codec import from_cbor_claims, from_json_claims, nonce_matches, to_cbor_claims, to_json_claims
@@ -94,6 +96,8 @@ def _jwt_parts(data: bytes) -> tuple[dict[str, Any], bytes]:
         raise MalformedError("jwt: must have three parts (JWS compact serialization)")
     if any(p.endswith(b"=") for p in parts):  # RFC 7515 §2: no padding; padded variants are malleable
         raise MalformedError("jwt: base64url padding is not allowed")
+    if not parts[1]:  # RFC 7515 App. F: the payload would come from elsewhere; a swap would verify
+        raise MalformedError("jwt: detached payloads (an empty payload segment) are not accepted")
     header = decode_json(b64url_decode(parts[0]))
     if not isinstance(header, dict):
         raise MalformedError("jwt: header is not an object")
@@ -103,12 +107,15 @@ def _jwt_parts(data: bytes) -> tuple[dict[str, Any], bytes]:
 
 def _jwt_verify(data: bytes, anchor: TrustAnchor, now: datetime) -> tuple[Any, VerificationKey, str]:
     header, _ = _jwt_parts(data)
-    alg = by_name(header.get("alg")).name
+    algorithm = by_name(header.get("alg"))
+    alg = algorithm.name
     if "crit" in header:
         raise VerificationError("jwt: critical header parameters are not supported")
     if header.get("b64", True) is not True:
         raise MalformedError("jwt: unencoded payloads (b64: false) are not accepted")
     kid = header.get("kid")
+    if "kid" in header and not isinstance(kid, str):  # null included (pyjwt would refuse it too)
+        raise MalformedError("jwt: kid must be a string")
     x5c_raw = header.get("x5c")
     x5c = None
     if x5c_raw is not None:
@@ -118,9 +125,10 @@ def _jwt_verify(data: bytes, anchor: TrustAnchor, now: datetime) -> tuple[Any, V
             x5c = [base64.b64decode(c, validate=True) for c in x5c_raw]
         except ValueError as exc:
             raise MalformedError("jwt: x5c is not base64") from exc
-    candidates = anchor.candidates(alg, kid if isinstance(kid, str) else None, x5c, now)
+    candidates = anchor.candidates(alg, kid, x5c, now)
     jws = pyjwt.api_jws.PyJWS()
     for key in candidates:
+        check_key(algorithm, key.key)  # as raw_verify does on every other path: bad-algorithm, not malformed
         try:
             out = jws.decode_complete(data, key=key.key, algorithms=[alg])
         except pyjwt.exceptions.InvalidSignatureError:
@@ -190,13 +198,13 @@ def verify_ear(
         claims = cbor.loads(msg.payload or b"", max_size=max_size)
         ear = from_cbor_claims(claims)
         nbf = claims.get(5) if isinstance(claims, dict) else None
+    if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
+        raise MalformedError("ear: nbf must be an integer NumericDate")  # never silently ignored
     if ear.iat > t + leeway:
         raise StaleError(f"issued in the future (iat {ear.iat} > now {t})")
     if ear.exp is not None and t >= ear.exp + leeway:
         raise StaleError(f"expired at {ear.exp} (now {t})")
-    if nbf is not None and (not isinstance(nbf, int) or isinstance(nbf, bool)):
-        raise MalformedError("nbf must be an integer")  # a float or text nbf must not be ignored
-    if nbf is not None and t + leeway < nbf:
+    if isinstance(nbf, int) and t + leeway < nbf:
         raise StaleError(f"not valid before {nbf} (now {t})")
     if max_age is not None and t - ear.iat > max_age:
         raise StaleError(f"issued {t - ear.iat}s ago, more than {max_age}s")

@@ -47,13 +47,15 @@ class TextFormatter(logging.Formatter):
 
 
 def configure(level: str = "info", fmt: str = "json") -> None:
-    """Route ``ratsfed.*`` logs to stderr in *fmt* at *level* (aiohttp's own loggers at warning)."""
+    """Route ``ratsfed.*`` and ``verifiers.*`` logs (the remote backends' clients: trust on first
+    use, session clean-up) to stderr in *fmt* at *level* (aiohttp's own loggers at warning)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    root = logging.getLogger("ratsfed")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    for name in ("ratsfed", "verifiers"):
+        root = logging.getLogger(name)
+        root.handlers[:] = [handler]
+        root.setLevel(level.upper())
+        root.propagate = False
     aio = logging.getLogger("aiohttp")
     aio.handlers[:] = [handler]
     aio.setLevel(logging.WARNING)

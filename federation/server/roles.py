@@ -9,6 +9,11 @@ phase 1 of a session collects (:meth:`Role.challenge`), and one appraisal as a :
   only a malfunction raises :class:`AppraisalFailed`.
 * ``federator``: :meth:`federation.Federation.appraise` with a session, so every member vote is
   checked and the combined EAR signed; the votes also feed backend health (``/readyz``).
+
+Both consume each appraisal's nonce in a replay cache (:mod:`federation.replay`; the federator's
+is its Federation's): :meth:`Role.challenge` raises :class:`ReplayError` for a nonce already spent
+and :meth:`Role.appraise` for a second appraisal under one nonce (a full cache raises
+:class:`ReplayCacheFull`); the handlers answer 409 and 503.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from ..ear.codec import from_cbor_claims, from_json_claims
 from ..ear.model import Ear
 from ..ear.token import Format, peek_claims
 from ..engine import Federation, Session
-from ..errors import ConfigError, Error, StaleError
+from ..errors import ConfigError, Error, ReplayError, StaleError
 from ..evidence import Evidence
 from ..keys import SigningKey, b64url_encode
 from ..quorum import Decision
+from ..replay import MemoryReplayCache, ReplayCache, ReplayCacheFull
 from ..votes import Outcome, Vote, outcome_of
 from .health import HealthTracker
 
@@ -123,9 +129,12 @@ class VerifierRole:
 
     name: RoleName = "verifier"
 
-    def __init__(self, backend: LocalBackend, *, timeout: float = 10.0) -> None:
+    def __init__(self, backend: LocalBackend, *, timeout: float = 10.0, replay: ReplayCache | None = None,
+                 replay_ttl: float = 300.0) -> None:
         self.backend = backend
         self.timeout = timeout
+        self.replay: ReplayCache = replay if replay is not None else MemoryReplayCache()
+        self.replay_ttl = replay_ttl
         self.signing_key = backend.key
         self.backends: tuple[str, ...] = (backend.name,)
 
@@ -140,11 +149,15 @@ class VerifierRole:
         return True
 
     async def challenge(self, nonce: bytes) -> Mapping[str, bytes]:
+        if await self.replay.seen(nonce):
+            raise ReplayError("this nonce was already used for an appraisal; start with a fresh one")
         return {}
 
     async def appraise(self, evidence: Evidence, nonce: bytes, *, created: float | None = None,
                        challenges: Mapping[str, bytes] | None = None) -> Verdict:
         b = self.backend
+        if await self.replay.seen_or_add(nonce, self.replay_ttl):  # before the appraisal: one nonce, one result
+            raise ReplayError(f"this nonce was already used for an appraisal in the last {self.replay_ttl:g}s")
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
@@ -227,6 +240,8 @@ class FederatorRole:
                 result = await self.fed.appraise(evidence, nonce)
         except StaleError:
             raise  # the session outlived the federation's session_ttl: the handler answers 404
+        except (ReplayError, ReplayCacheFull):
+            raise  # a refused nonce, not a malfunction: the handler answers 409 / 503
         except Exception as exc:  # backend failures are votes; anything raised here is a malfunction
             log.error("federation raised", exc_info=True, extra={"ratsfed": {"federation": self.fed.federation_id}})
             raise AppraisalFailed(f"federation raised {type(exc).__name__}") from exc
@@ -264,7 +279,7 @@ def build_role(config: Config) -> Role:
         if "signing_key" not in vc.spec.options:
             log.warning("no signing_key for the exposed verifier: results are signed with a key generated "
                         "for this run only", extra={"ratsfed": {"verifier": vc.spec.name}})
-        return VerifierRole(backend, timeout=vc.timeout)
+        return VerifierRole(backend, timeout=vc.timeout, replay_ttl=s.session_ttl)
     fed: Federation = config.build()
     if s.spelling is not None:
         fed.spelling = s.spelling

@@ -3,8 +3,11 @@
 Why: a dead or drowning verifier costs every appraisal its full timeout (and its retries) and
 adds load to a service that is already in trouble. After ``threshold`` consecutive failures the
 breaker *opens*: attempts fail at once with :class:`CircuitOpenError` (outcome ``unreachable``,
-detail ``circuit open``), carrying ``retry_after`` = the rest of the cool-down so the engine does
-not retry into it. Once ``cooldown`` seconds have passed the breaker is *half-open*: exactly one
+detail ``circuit open``), which the engine does not retry (``retry_after`` is infinite). Waiting
+for the cool-down to end would hold every appraisal that arrives in its last ``timeout`` seconds
+until then (with ``wait = "all"`` the whole answer), and only one of them could be the probe: under
+load that piles appraisals up to the concurrency limit (``bench/soak.py`` found it). Once
+``cooldown`` seconds have passed the breaker is *half-open*: exactly one
 attempt (the probe: a real appraisal, or :meth:`VeraisonBackend.probe`) goes through while the
 others still short-circuit. The probe's success closes the breaker; its failure re-opens it for
 another cool-down.
@@ -18,6 +21,7 @@ without it) say nothing about health: they are neutral. The clock is injectable 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,11 +33,15 @@ __all__ = ["CircuitBreaker", "CircuitOpenError", "State", "verdict"]
 
 
 class CircuitOpenError(BackendUnreachableError):
-    """Short-circuited: the backend is marked unhealthy. ``retry_after``: seconds to the probe."""
+    """Short-circuited: the backend is marked unhealthy. Never worth retrying within one appraisal
+    (``retry_after`` is infinite, as for a TLS failure); ``probe_in``: seconds until the next
+    attempt may be the probe (None while a probe is in flight)."""
 
-    def __init__(self, retry_after: float | None) -> None:
+    retry_after = math.inf
+
+    def __init__(self, probe_in: float | None) -> None:
         super().__init__("circuit open")
-        self.retry_after = retry_after
+        self.probe_in = probe_in
 
 
 class State(StrEnum):

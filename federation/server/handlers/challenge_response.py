@@ -8,7 +8,9 @@ problems are not HTTP errors: they are inside the EAR (``complete``, contraindic
 
 Two additions: 503 + ``Retry-After`` when the session store or the appraisal slots are full, and
 409 when Evidence arrives for a session that already has some (one nonce, one Evidence: the
-session's nonce is never used for two appraisals).
+session's nonce is never used for two appraisals), and 409 when a nonce is reused across sessions:
+``newSession?nonce=`` with a nonce an appraisal already consumed, or Evidence for a second session
+with the same nonce (the role's replay cache, :mod:`federation.replay`; the session then fails).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import uuid
 
 from aiohttp import web
 
-from ...errors import StaleError
+from ...errors import ReplayError, StaleError
 from ..problems import SESSION_MEDIA_TYPE, Problem, json_response, negotiate
 from ..roles import AppraisalFailed
 from ..sessions import SessionRecord, SessionStatus, SessionStoreFull
 from ..state import STATE
-from .common import appraise, parse_session_nonce, read_evidence
+from .common import appraise, parse_session_nonce, read_evidence, replayed
 
 __all__ = ["routes"]
 
@@ -56,7 +58,10 @@ async def new_session(request: web.Request) -> web.Response:
     nonce = parse_session_nonce(request.query)
     if nonce is None:
         nonce = os.urandom(32)  # Veraison's default nonce size
-    challenges = await state.role.challenge(nonce)
+    try:
+        challenges = await state.role.challenge(nonce)
+    except ReplayError as exc:
+        raise replayed(exc) from exc
     now = state.clock()
     ttl = state.settings.session_ttl
     record = SessionRecord(str(uuid.uuid4()), nonce, now, now + ttl, state.role.media_types(),

@@ -16,15 +16,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from ...errors import MalformedError
+from ...errors import MalformedError, ReplayError
 from ...evidence import MAX_EVIDENCE, Evidence
 from ...keys import b64url_decode
+from ...replay import ReplayCacheFull
 from ..limits import check_length
 from ..problems import Problem
 from ..roles import AppraisalFailed, Verdict
 from ..state import ServerState
 
-__all__ = ["CMW_MEDIA_TYPES", "appraise", "parse_hex_or_b64url_nonce", "parse_session_nonce", "read_evidence"]
+__all__ = [
+    "CMW_MEDIA_TYPES", "appraise", "parse_hex_or_b64url_nonce", "parse_session_nonce", "read_evidence", "replayed",
+]
 
 log = logging.getLogger("ratsfed.server")
 
@@ -108,15 +111,26 @@ def parse_hex_or_b64url_nonce(value: str | None) -> bytes | None:
     return _check_size(_b64url(value))
 
 
+def replayed(exc: ReplayError, session: str | None = None) -> Problem:
+    """409 for a nonce already spent (one nonce, one appraisal: :mod:`federation.replay`)."""
+    log.warning("replayed nonce refused", extra={"ratsfed": {"session": session, "reason": exc.reason}})
+    return Problem(409, f"nonce already used: {exc.detail}")
+
+
 async def appraise(state: ServerState, evidence: Evidence, nonce: bytes, *, session: str | None = None,
                    created: float | None = None, challenges: Mapping[str, bytes] | None = None) -> Verdict:
     """One appraisal, measured and logged (never the evidence itself). The caller holds a slot of
-    ``state.gate``."""
+    ``state.gate``. A nonce already spent answers 409, a full replay cache 503."""
     fields = {"session": session, "media_type": evidence.media_type, "evidence_bytes": len(evidence.data),
               "evidence_sha256": hashlib.sha256(evidence.data).hexdigest()[:16]}
     start = time.perf_counter()
     try:
         verdict = await state.role.appraise(evidence, nonce, created=created, challenges=challenges)
+    except ReplayError as exc:
+        raise replayed(exc, session) from exc
+    except ReplayCacheFull as exc:
+        raise Problem(503, "too many recent nonces to prove this one unused; retry later",
+                      headers={"Retry-After": "5"}) from exc
     except AppraisalFailed as exc:
         seconds = time.perf_counter() - start
         state.metrics.observe_appraisal("error", seconds, exc.votes, None)

@@ -425,7 +425,8 @@ def load_crl(data: bytes) -> x509.CertificateRevocationList:
             else x509.load_der_x509_crl(data)
         _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, crl.signature_algorithm_oid,
              [r.serial_number for r in crl])  # parsed lazily otherwise
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension,
+            x509.UnsupportedGeneralNameType) as exc:  # found by fuzzing: InvalidVersion
         raise CollateralError(f"CRL does not parse: {exc}") from exc
     return crl
 
@@ -592,7 +593,10 @@ class _Doc:
         text: str = self.get(key, str)
         if not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", text):
             raise CollateralError(f"{self.what}: {key!r} is not an RFC 3339 UTC time")
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        try:
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:  # found by fuzzing: well-formed but impossible ("minute must be in 0..59")
+            raise CollateralError(f"{self.what}: {key!r} is not a valid time") from exc
 
     def status(self) -> str:
         value: str = self.get("tcbStatus", str)

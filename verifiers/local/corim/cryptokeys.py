@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
@@ -89,5 +90,5 @@ def public_key(key: Tagged) -> PublicKey:
         raise MalformedError(f"crypto key of type '{key.type}' names a key but does not carry one")
     try:
         return reader(key.value)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # an unknown key algorithm in a certificate
         raise MalformedError(f"{key.type}: does not parse: {exc}") from exc

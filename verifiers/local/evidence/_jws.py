@@ -4,7 +4,8 @@ Why not reuse pyjwt here: evidence JWTs are verified under an attester key from 
 with the same allow-list, ``kid``/``x5c`` handling and raw ``r || s`` ECDSA as COSE; going
 through :mod:`federation.algorithms` directly keeps one rule set for both envelopes. Header
 rules: ``alg`` must be allow-listed for the key (``none`` and HMAC never are); ``crit`` and
-``b64: false`` are refused; key-bearing headers (``jwk``, ``jku``, ``x5u``) are ignored.
+``b64: false`` are refused; key-bearing headers (``jwk``, ``jku``, ``x5u``) are ignored; ``kid``
+is a string or absent; a detached (empty) payload segment is refused.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def parse(data: bytes, where: str, max_size: int) -> Jws:
     parts = data.strip().split(b".")
     if len(parts) != 3:
         raise MalformedError(f"{where}: a JWT has three dot-separated parts")
+    if not parts[1]:
+        raise MalformedError(f"{where}: detached payloads (an empty payload segment) are not accepted")
     raw = [_canonical_b64url(p, where) for p in parts]
     header, payload, signature = decode_json(raw[0]), raw[1], raw[2]
     if not isinstance(header, dict):
@@ -50,6 +53,8 @@ def parse(data: bytes, where: str, max_size: int) -> Jws:
         raise VerificationError(f"{where}: critical header parameters are not supported")
     if header.get("b64", True) is not True:
         raise MalformedError(f"{where}: unencoded payloads (b64: false) are not accepted")
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise MalformedError(f"{where}: kid must be a string")
     return Jws(header, payload, parts[0] + b"." + parts[1], signature, by_name(header.get("alg")))
 
 
@@ -79,9 +84,8 @@ def _x5c(header: Mapping[str, Any], where: str) -> list[bytes] | None:
 
 def verify(jws: Jws, anchor: TrustAnchor, now: datetime, where: str) -> VerificationKey:
     """Return the configured key that made the signature; raise otherwise."""
-    kid = jws.header.get("kid")
-    candidates = anchor.candidates(jws.algorithm.name, kid if isinstance(kid, str) else None,
-                                   _x5c(jws.header, where), now)
+    kid = jws.header.get("kid")  # a string or absent (checked by parse)
+    candidates = anchor.candidates(jws.algorithm.name, kid, _x5c(jws.header, where), now)
     for key in candidates:
         try:
             raw_verify(jws.algorithm, key.key, jws.signing_input, jws.signature)

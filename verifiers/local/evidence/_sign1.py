@@ -47,6 +47,9 @@ def claims_map(msg: cose.Sign1, where: str, max_size: int) -> dict[Any, Any]:
         raise MalformedError(f"{where}: payload: {exc.detail}") from exc
     if not isinstance(claims, dict):
         raise MalformedError(f"{where}: payload is not a claims map")
+    if not all(isinstance(k, int | str) and not isinstance(k, bool) for k in claims):
+        # RFC 8392 claim keys are ints or text: a tagged key must not sit beside the claim it mimics
+        raise MalformedError(f"{where}: claim keys must be integers or text strings")
     return claims
 
 

@@ -257,7 +257,8 @@ def load_certificates(data: bytes, *, pem: bool = True) -> tuple[x509.Certificat
         with warnings.catch_warnings():
             warnings.simplefilter("error", CryptographyDeprecationWarning)
             certs = _load_all(data, pem)
-    except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm, CryptographyDeprecationWarning) as exc:
+    except (ValueError, TypeError, x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType,
+            UnsupportedAlgorithm, CryptographyDeprecationWarning) as exc:  # found by fuzzing: DuplicateExtension
         raise ValueError(f"certificate does not parse: {exc}") from exc
     return certs
 
