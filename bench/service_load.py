@@ -9,8 +9,8 @@ with keys made by ``ratsfed keys generate`` and configs written to a temporary f
   request body and answers a JSON document of 1,024 bytes serialized per request
   (``{"status": "affirming", ...}``, so the client treats it exactly like an appraisal).
 * ``engine``: no HTTP, no server: the local federator's config loaded in this process
-  (``Federation.from_config``) and C tasks calling ``Federation.appraise`` on the same Evidence and
-  nonce. What the ``local`` server adds on top of it is the HTTP service.
+  (``Federation.from_config``) and C tasks calling ``Federation.appraise``, each call with a fresh
+  nonce and Evidence bound to it. What the ``local`` server adds on top of it is the HTTP service.
 * ``local``: one federator process whose three backends are in-process local PSA appraisers
   (``kind = "local"``, three operators, each with its own result-signing key) over Veraison's
   ``corim-psa-valid.cbor``.
@@ -25,16 +25,21 @@ combined result signed with the federation's key, default ``[server]`` limits
 JSON line per request and per appraisal) to files in the temporary folder.
 
 The client (this process, one aiohttp session, keep-alive) drives
-``POST /v1/appraise?nonce=<N32 hex>`` with Veraison's ``psa.good.cose`` (``Content-Type:
-application/psa-attestation-token``) from C concurrent connections, C workers each sending its
-next request as soon as the previous answer is read, for ``--duration`` seconds per phase after
-``--warmup`` seconds that are not recorded. Phases are interleaved: for each C, floor,
-engine, local, remote. Per phase:
+``POST /v1/appraise?nonce=<hex>`` from C concurrent connections, C workers each sending its next
+request as soon as the previous answer is read, for ``--duration`` seconds per phase after
+``--warmup`` seconds that are not recorded. Every request carries a fresh 32-byte nonce and
+Evidence bound to it (:class:`Attester`: Veraison's ``psa.good`` claims with that nonce, signed with
+its ES256 test key: the size of ``psa.good.cose``, ``Content-Type:
+application/psa-attestation-token``): a federator consumes each nonce (one nonce, one appraisal,
+``federation.replay``) and answers 409 to a nonce used again. The Evidence is made before the
+request's clock starts; its signing (about 0.1 ms) is in the client's CPU. Phases are interleaved:
+for each C, floor, engine, local, remote. Per phase:
 
 * ``req/s``: requests completed / wall time of the phase;
 * ``p50``/``p99``/``p99.9``/``max``: latency from sending the request to having read the whole
   answer (nearest rank; with fewer than 1,000 samples p99.9 is the maximum);
-* ``errors``: transport errors (refused, reset, timeout) and answers other than 200;
+* ``errors``: transport errors (refused, reset, timeout), answers other than 200 and 200 answers
+  that do not echo the request's nonce (``200 wrong-nonce``);
   ``not affirming``: 200 answers whose ``status`` is not ``affirming``; every answer is counted by
   ``<HTTP code> <status>`` in the statuses line, and the run exits 1 unless all were
   ``200 affirming``;
@@ -68,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import math
@@ -96,8 +100,6 @@ import aiohttp
 REPO = Path(__file__).resolve().parents[1]
 PSA = REPO.parent / "shared" / "vectors" / "veraison-services" / "psa"
 MEDIA_TYPE = "application/psa-attestation-token"
-# The session nonce psa.good.cose is bound to (Veraison's vectors write it in padded base64url).
-N32 = base64.urlsafe_b64decode("QUp8F0FBs9DpodKK8xUg8NQimf6sQAfe2J1ormzZLxk=")
 OPERATORS = ("acme", "globex", "initech")
 STARTUP_TIMEOUT = 60.0  # seconds for a server to print its URL
 STOP_TIMEOUT = 10.0  # seconds for the servers to exit after SIGTERM before SIGKILL
@@ -106,6 +108,34 @@ MAX_REQUESTS_PER_WORKER = 1_000_000  # bound on every loop, whatever the duratio
 FLOOR_BYTES = 1024
 TARGETS = ("floor", "engine", "local", "remote")
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+# --------------------------------------------------------------------------- the attester
+
+
+class Attester:
+    """Veraison's ``psa.good`` claims, bound to the nonce asked for and signed by its test key (the
+    key ``corim-psa-valid.cbor`` endorses): affirming Evidence for any nonce."""
+
+    NONCE = 10  # the PSA (P2) nonce claim
+
+    def __init__(self, vectors: Path) -> None:
+        from federation.keys import SigningKey, jwk_to_private
+        from verifiers.local.evidence.psa import json_to_cbor_claims
+
+        self.claims = json_to_cbor_claims((vectors / "claims" / "psa.good.json").read_text())
+        jwk = json.loads((vectors / "keys" / "ec.p256.jwk").read_text())
+        self.key = SigningKey.of(jwk_to_private(jwk), "ES256")
+
+    def evidence(self, nonce: bytes) -> bytes:
+        from federation import cbor, cose
+
+        return cose.sign1(cbor.dumps({**self.claims, self.NONCE: nonce}), self.key)
+
+    def fresh(self) -> tuple[bytes, bytes]:
+        """A fresh 32-byte nonce and Evidence bound to it."""
+        nonce = os.urandom(32)
+        return nonce, self.evidence(nonce)
 
 
 # --------------------------------------------------------------------------- the floor server
@@ -333,32 +363,43 @@ class Phase:
                 "server_cpu_us_per_req_by_process": {k: 1e6 * v / n for k, v in self.server_cpu_by.items()}}
 
 
-def classify(code: int, body: bytes) -> str:
+def classify(code: int, body: bytes, nonce: bytes | None = None) -> str:
+    """``<code> <status>`` of an answer; ``200 wrong-nonce`` when it does not echo *nonce*."""
     try:
         doc = json.loads(body)
     except ValueError:
         return f"{code} not-json"
     if code == 200:
-        return f"200 {doc.get('status') if isinstance(doc, dict) else 'not-an-object'}"
+        if not isinstance(doc, dict):
+            return "200 not-an-object"
+        if nonce is not None and doc.get("nonce") != nonce.hex():
+            return "200 wrong-nonce"
+        return f"200 {doc.get('status')}"
     title = doc.get("title") if isinstance(doc, dict) else None
     return f"{code} {title or 'problem'}"
 
 
-async def drive(session: aiohttp.ClientSession, url: str, evidence: bytes, connections: int, seconds: float,
+def appraise_url(base: str, nonce: bytes) -> str:
+    return f"{base}/v1/appraise?nonce={nonce.hex()}"
+
+
+async def drive(session: aiohttp.ClientSession, base: str, attester: Attester, connections: int, seconds: float,
                 phase: Phase | None) -> None:
-    """C workers, each POSTing as soon as its previous answer is read, until *seconds* have passed."""
+    """C workers, each POSTing as soon as its previous answer is read, until *seconds* have passed;
+    every request with a fresh nonce and Evidence bound to it."""
     headers = {"Content-Type": MEDIA_TYPE, "Accept": "application/json"}
     end = time.perf_counter() + seconds
 
     async def worker() -> None:
         for _ in range(MAX_REQUESTS_PER_WORKER):
+            nonce, evidence = attester.fresh()
             t0 = time.perf_counter()
             if t0 >= end:
                 return
             try:
-                async with session.post(url, data=evidence, headers=headers) as resp:
+                async with session.post(appraise_url(base, nonce), data=evidence, headers=headers) as resp:
                     body = await resp.read()
-                    outcome = classify(resp.status, body)
+                    outcome = classify(resp.status, body, nonce)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 outcome = f"error {type(exc).__name__}"
             if phase is not None:
@@ -373,15 +414,15 @@ def cpu_of(servers: Sequence[Server]) -> dict[str, float] | None:
     return None if any(v is None for v in values.values()) else {k: v or 0.0 for k, v in values.items()}
 
 
-async def measure(target: str, url: str, servers: Sequence[Server], evidence: bytes, connections: int,
+async def measure(target: str, base: str, servers: Sequence[Server], attester: Attester, connections: int,
                   args: argparse.Namespace) -> Phase:
     phase = Phase(target, connections)
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await drive(session, url, evidence, connections, args.warmup, None)
+        await drive(session, base, attester, connections, args.warmup, None)
         cpu0, server0, t0 = time.process_time(), cpu_of(servers), time.perf_counter()
-        await drive(session, url, evidence, connections, args.duration, phase)
+        await drive(session, base, attester, connections, args.duration, phase)
         phase.duration = time.perf_counter() - t0
         phase.client_cpu = time.process_time() - cpu0
         server1 = cpu_of(servers)
@@ -391,13 +432,13 @@ async def measure(target: str, url: str, servers: Sequence[Server], evidence: by
     return phase
 
 
-async def measure_engine(config: Path, evidence: bytes, connections: int, args: argparse.Namespace) -> Phase:
-    """The local federator's Federation in this process, no HTTP: C tasks calling ``appraise``."""
+async def measure_engine(config: Path, attester: Attester, connections: int, args: argparse.Namespace) -> Phase:
+    """The local federator's Federation in this process, no HTTP: C tasks calling ``appraise``,
+    each with a fresh nonce and Evidence bound to it."""
     from federation.engine import Federation
     from federation.evidence import Evidence
 
     phase = Phase("engine", connections)
-    ev = Evidence(MEDIA_TYPE, evidence)
     async with Federation.from_config(config) as fed:
 
         async def run(seconds: float, record: bool) -> None:
@@ -405,11 +446,13 @@ async def measure_engine(config: Path, evidence: bytes, connections: int, args: 
 
             async def worker() -> None:
                 for _ in range(MAX_REQUESTS_PER_WORKER):
+                    nonce, evidence = attester.fresh()
                     t0 = time.perf_counter()
                     if t0 >= end:
                         return
                     try:
-                        outcome = f"200 {(await fed.appraise(ev, N32)).status}"
+                        result = await fed.appraise(Evidence(MEDIA_TYPE, evidence), nonce)
+                        outcome = f"200 {result.status}" if result.nonce == nonce else "200 wrong-nonce"
                     except Exception as exc:
                         outcome = f"error {type(exc).__name__}"
                     if record:
@@ -426,12 +469,14 @@ async def measure_engine(config: Path, evidence: bytes, connections: int, args: 
     return phase
 
 
-async def check_once(url: str, evidence: bytes) -> None:
+async def check_once(base: str, attester: Attester) -> None:
     """One appraisal before any phase: it must be 200 and affirming, or nothing is worth measuring."""
+    nonce, evidence = attester.fresh()
+    url = appraise_url(base, nonce)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)) as session, \
             session.post(url, data=evidence, headers={"Content-Type": MEDIA_TYPE}) as resp:
         body = await resp.read()
-    if classify(resp.status, body) != "200 affirming":
+    if classify(resp.status, body, nonce) != "200 affirming":
         raise RuntimeError(f"{url}: {resp.status} {body[:600]!r}")
 
 
@@ -449,19 +494,18 @@ async def metrics_of(base: str) -> dict[str, float]:
     return out
 
 
-async def run_phases(args: argparse.Namespace, evidence: bytes, targets: dict[str, tuple[str, list[Server]]],
+async def run_phases(args: argparse.Namespace, attester: Attester, targets: dict[str, tuple[str, list[Server]]],
                      local_config: Path, report: dict[str, Any]) -> list[Phase]:
-    query = f"/v1/appraise?nonce={N32.hex()}"
     for base, _ in targets.values():
-        await check_once(base + query, evidence)
+        await check_once(base, attester)
     phases = []
     for c in args.connections:
         for name in args.targets:
             if name == "engine":
-                phase = await measure_engine(local_config, evidence, c, args)
+                phase = await measure_engine(local_config, attester, c, args)
             else:
                 base, servers = targets[name]
-                phase = await measure(name, base + query, servers, evidence, c, args)
+                phase = await measure(name, base, servers, attester, c, args)
             phases.append(phase)
             print(f"  {name:<6} C={c:<3} {phase.requests:>7} requests  {phase.rps:>8.1f} req/s  "
                   f"p50 {phase.pct(50):7.2f} ms  p99 {phase.pct(99):7.2f} ms  errors {phase.errors}  "
@@ -612,7 +656,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nmedian of {len(docs)} run(s), range in parentheses\n" if len(docs) > 1 else "")
         print(merged_table(docs))
         return 0
-    evidence = (args.vectors / "evidence" / "psa.good.cose").read_bytes()
+    attester = Attester(args.vectors)
+    size = len(attester.fresh()[1])
     corim = (args.vectors / "endorsements" / "corim-psa-valid.cbor").resolve()
     # Ctrl-C and SIGTERM raise KeyboardInterrupt (even where a shell started this with SIGINT
     # ignored), so that the finally below stops every server.
@@ -640,11 +685,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 procs.wait_ready([server])
                 targets[name] = (server.url, [server])
         load = ", ".join(f"{x:.2f}" for x in env["loadavg"] or ())
-        print(f"rats-federation bench/service_load.py: POST /v1/appraise (psa.good.cose, {len(evidence)} bytes), "
+        print(f"rats-federation bench/service_load.py: POST /v1/appraise (psa.good claims, {size} bytes, a fresh "
+              f"nonce and Evidence per request), "
               f"{args.duration:g} s per phase (+{args.warmup:g} s warm-up), C = "
               f"{', '.join(map(str, args.connections))} client connections, servers log at {args.log_level}; "
               f"Python {env['python']}, {env['cpus']} CPUs, load {load}, {env['date_utc']}", flush=True)
-        phases = asyncio.run(run_phases(args, evidence, targets, local_cfg, report))
+        phases = asyncio.run(run_phases(args, attester, targets, local_cfg, report))
     except KeyboardInterrupt:
         print(f"\ninterrupted; servers stopped: {', '.join(procs.stop_all())}", file=sys.stderr)
         return 130

@@ -89,11 +89,7 @@ from types import FrameType
 from typing import Any
 
 import aiohttp
-from service_load import MEDIA_TYPE, OPERATORS, PSA, environment, generate_key, local_entry, ratsfed
-
-from federation import cbor, cose
-from federation.keys import SigningKey, jwk_to_private
-from verifiers.local.evidence.psa import json_to_cbor_claims
+from service_load import MEDIA_TYPE, OPERATORS, PSA, Attester, environment, generate_key, local_entry, ratsfed
 
 STARTUP_TIMEOUT = 60.0  # seconds for a server to print its URL
 STOP_TIMEOUT = 10.0  # seconds for a process to exit after SIGTERM before SIGKILL
@@ -273,23 +269,6 @@ def federator_config(folder: Path, urls: Sequence[str], breaker_cooldown: float 
                     f'deadline = {DEADLINE}\n\n[quorum]\nk = 2\nveto = true\nwait = "all"\ndistinct_operators = true\n'
                     f'\n[server]\nrole = "federator"\nport = 0\n' + entries)
     return path
-
-
-# --------------------------------------------------------------------------- the attester
-
-
-class Attester:
-    """Veraison's ``psa.good`` claims, bound to the nonce asked for and signed by its test key."""
-
-    NONCE = 10  # the PSA (P2) nonce claim
-
-    def __init__(self, vectors: Path) -> None:
-        self.claims = json_to_cbor_claims((vectors / "claims" / "psa.good.json").read_text())
-        jwk = json.loads((vectors / "keys" / "ec.p256.jwk").read_text())
-        self.key = SigningKey.of(jwk_to_private(jwk), "ES256")
-
-    def evidence(self, nonce: bytes) -> bytes:
-        return cose.sign1(cbor.dumps({**self.claims, self.NONCE: nonce}), self.key)
 
 
 # --------------------------------------------------------------------------- the run

@@ -5,9 +5,9 @@ Shape (see config/*.toml for examples and docs/configuration.md for every key)::
 
     [federation]   id, signing_key, algorithm, result_format, spelling, deadline, result_ttl,
                    embed_results, session_ttl
-    [quorum]       k, veto, wait, distinct_operators, policy_id
+    [quorum]       k, veto, wait, distinct_operators, weak_binding, policy_id
     [[verifiers]]  name, kind, operator, trust_anchor, algorithms, timeout, retries, max_age,
-                   leeway, rename, options (kind-specific table)
+                   leeway, rename, nonce, options (kind-specific table)
     [server]       role, host, port, max_body, max_concurrency, session_ttl, max_sessions,
                    max_session_bytes, auth_tokens_env, tls_cert, tls_key, verifier, spelling,
                    previous_keys, unhealthy_after (``ratsfed serve``; see docs/service.md)
@@ -38,11 +38,12 @@ _FEDERATION: dict[str, _Types] = {
     "deadline": (int, float), "result_ttl": int, "embed_results": bool, "session_ttl": (int, float),
 }
 _QUORUM: dict[str, _Types] = {
-    "k": int, "veto": bool, "wait": str, "distinct_operators": bool, "policy_id": str,
+    "k": int, "veto": bool, "wait": str, "distinct_operators": bool, "weak_binding": bool, "policy_id": str,
 }
 _VERIFIER: dict[str, _Types] = {
     "name": str, "kind": str, "operator": str, "trust_anchor": str, "algorithms": list,
-    "timeout": (int, float), "retries": int, "max_age": int, "leeway": int, "rename": dict, "options": dict,
+    "timeout": (int, float), "retries": int, "max_age": int, "leeway": int, "rename": dict, "nonce": str,
+    "options": dict,
 }
 _SERVER: dict[str, _Types] = {
     "role": str, "host": str, "port": int, "max_body": int, "max_concurrency": int, "session_ttl": (int, float),
@@ -80,6 +81,7 @@ class VerifierConfig:
     max_age: int | None
     leeway: int
     rename: Mapping[str, str]
+    nonce: Literal["session", "report-data"] = "session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,8 @@ class Config:
         for vc in self.verifiers:
             backend = create(vc.spec)
             anchor = self._anchor(vc, backend)
-            members.append(Member(backend, anchor, vc.timeout, vc.retries, vc.max_age, vc.leeway, vc.rename))
+            members.append(Member(backend, anchor, vc.timeout, vc.retries, vc.max_age, vc.leeway, vc.rename,
+                                  vc.nonce))
         return Federation(
             members, self.policy, self.load_signing_key(), federation_id=self.federation_id,
             result_format="cwt" if self.result_format == "cwt" else "jwt", spelling=self.spelling,
@@ -257,6 +260,9 @@ def parse_config(doc: Mapping[str, Any], path: Path) -> Config:
         algs = v.get("algorithms")
         if algs is not None and not all(isinstance(a, str) for a in algs):
             raise ConfigError("must be a list of algorithm names", key=f"verifiers.{name}.algorithms", file=file)
+        nonce_mode = v.get("nonce", "session")
+        if nonce_mode not in ("session", "report-data"):
+            raise ConfigError("must be 'session' or 'report-data'", key=f"verifiers.{name}.nonce", file=file)
         timeout = float(v.get("timeout", 10.0))
         if timeout <= 0 or v.get("retries", 1) < 0:
             raise ConfigError("timeout must be > 0 and retries >= 0", key=f"verifiers.{name}", file=file)
@@ -269,6 +275,7 @@ def parse_config(doc: Mapping[str, Any], path: Path) -> Config:
             max_age=v.get("max_age", 300),
             leeway=v.get("leeway", 60),
             rename=dict(rename),
+            nonce="report-data" if nonce_mode == "report-data" else "session",
         ))
     if len({vc.spec.name for vc in verifiers}) != len(verifiers):
         raise ConfigError("verifier names must be unique", key="verifiers.name", file=file)
@@ -276,7 +283,7 @@ def parse_config(doc: Mapping[str, Any], path: Path) -> Config:
         policy = QuorumPolicy(
             k=quorum.get("k", len(verifiers) // 2 + 1), n=len(verifiers), veto=quorum.get("veto", True),
             wait=quorum.get("wait", "all"), distinct_operators=quorum.get("distinct_operators", False),
-            id=quorum.get("policy_id", "ratsfed:quorum/v1"),
+            id=quorum.get("policy_id", "ratsfed:quorum/v1"), weak_binding=quorum.get("weak_binding", False),
         )
     except ConfigError as exc:
         raise ConfigError(exc.detail, key=exc.key, file=file) from exc

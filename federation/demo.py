@@ -373,7 +373,16 @@ def _signals_blocked() -> Iterator[None]:
 def _child_setup(parent: int) -> None:  # pragma: no cover - runs in the child between fork and exec
     """The service starts with the stop signals unblocked (the demo blocks them around fork) and,
     on Linux, gets SIGTERM if the demo (pid *parent*) dies, even by SIGKILL; if the demo died
-    before that was arranged, the child is already an orphan and leaves at once."""
+    before that was arranged, the child is already an orphan and leaves at once.
+
+    The demo's own handlers (SIGTERM and SIGHUP raise KeyboardInterrupt in the demo) are inherited
+    across fork and only reset by exec: a signal they caught in the child after this function
+    returned, before exec, would be lost, and a service whose parent-death SIGTERM was lost so
+    would outlive the demo. So the default dispositions come back first, while the signals are
+    still blocked: any stop signal from here on ends the child, before or after exec."""
+    for sig in _STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     if sys.platform.startswith("linux"):

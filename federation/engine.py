@@ -31,13 +31,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from verifiers.base import Backend, ChallengingBackend, ClosableBackend, RawResult, appraisal_time
+from verifiers.base import (
+    Backend,
+    ChallengingBackend,
+    ClosableBackend,
+    PrefixingBackend,
+    RawResult,
+    appraisal_time,
+    session_binding,
+)
 from verifiers.normalize import Check, normalize
 
+from .binding import Binding, BindingStrength
 from .ear.model import Ear, Spelling
 from .ear.token import Format
 from .errors import (
@@ -74,15 +83,26 @@ class Member:
     max_age: int | None = 300  # seconds a result's iat may lie in the past
     leeway: int = 60  # seconds of clock skew tolerated
     rename: Mapping[str, str] = field(default_factory=dict)  # backend submod name -> federation name
+    # What the backend is sent as its nonce: the session nonce, or the binding's 64-byte REPORT_DATA
+    # (federation.binding) for verifiers that check REPORT_DATA against the nonce they are given.
+    nonce: NonceMode = "session"
+
+
+NonceMode = Literal["session", "report-data"]
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """Phase 1 of an appraisal: the nonce the attester must bind, and backends' own challenges."""
+    """Phase 1 of an appraisal: the nonce the attester must bind, and backends' own challenges.
+
+    ``binding`` says what the Evidence's REPORT_DATA must be for this session (64 bytes in
+    ``binding.report_data``); it is rebuilt from the nonce and challenges when not given.
+    """
 
     nonce: bytes
     created: float
     challenges: Mapping[str, bytes] = field(default_factory=dict)
+    binding: Binding | None = None
 
 
 def _transient(exc: BaseException) -> bool:
@@ -134,6 +154,15 @@ class Federation:
         if policy.distinct_operators and policy.k > len(operators):
             raise ConfigError(f"k={policy.k} can never be reached by {len(operators)} distinct operators",
                               key="quorum.k")
+        prefixing = [m.backend.name for m in members if isinstance(m.backend, PrefixingBackend)]
+        if len(prefixing) > 1:
+            raise ConfigError(f"only one verifier may hash its challenge before the runtime data, not "
+                              f"{', '.join(prefixing)} (one REPORT_DATA cannot start with two prefixes)",
+                              key="verifiers")
+        for m in members:
+            if m.nonce not in ("session", "report-data"):
+                raise ConfigError(f"nonce must be 'session' or 'report-data', not {m.nonce!r}",
+                                  key=f"verifiers.{m.backend.name}.nonce")
         if deadline <= 0 or ttl <= 0:
             raise ConfigError("deadline and result ttl must be positive", key="federation.deadline")
         self.members = tuple(members)
@@ -199,7 +228,21 @@ class Federation:
                     continue  # its vote will fail in phase 2; the session still serves the others
                 if c is not None:
                     challenges[m.backend.name] = c
-        return Session(n, self._clock(), challenges)
+        return Session(n, self._clock(), challenges, self.binding(n, challenges))
+
+    def binding(self, nonce: bytes, challenges: Mapping[str, bytes] | None = None) -> Binding:
+        """The REPORT_DATA rule for a session (federation.binding): pure, so a stored session
+        (nonce and challenges) always gives the same 64 bytes."""
+        challenges = dict(challenges or {})
+        prefix = b""
+        for m in self.members:
+            c = challenges.get(m.backend.name)
+            if c is not None and isinstance(m.backend, PrefixingBackend):
+                try:
+                    prefix = m.backend.report_data_prefix(c)
+                except Error as exc:
+                    raise MalformedError(f"challenge of {m.backend.name!r} is unusable: {exc.detail}") from exc
+        return Binding(nonce, challenges, prefix)
 
     async def appraise(self, evidence: Evidence, nonce: bytes | None = None, *, session: Session | None = None,
                        now: int | None = None) -> AppraisalResult:
@@ -210,22 +253,30 @@ class Federation:
         :class:`~federation.replay.ReplayCacheFull`) and no backend is asked.
         """
         chosen = nonce is not None or session is not None
+        challenges: Mapping[str, bytes] = {}
         if session is not None:
             if nonce is not None and nonce != session.nonce:
                 raise UsageError("nonce and session disagree")
             if self._clock() - session.created > self.session_ttl:
                 raise StaleError("session expired; start a new one")
             nonce = session.nonce
+            challenges = session.challenges
         nonce = _check_nonce(nonce) if nonce is not None else os.urandom(32)
+        binding = session.binding if session is not None and session.binding is not None else self.binding(
+            nonce, challenges)
+        if binding.nonce != nonce:
+            raise UsageError("the session's binding is for another nonce")
         if chosen and await self.replay.seen_or_add(nonce, self.replay_ttl):
             raise ReplayError(f"this nonce was already used for an appraisal in the last {self.replay_ttl:g}s")
         when = int(now if now is not None else self._clock())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
         token_now = appraisal_time.set(when if now is not None else None)
-        try:
-            tasks = {asyncio.create_task(self._ask(m, evidence, nonce, deadline, when)): m for m in self.members}
+        token_binding = session_binding.set(binding)
+        try:  # tasks copy the context: each backend sees this appraisal's time and binding
+            tasks = {asyncio.create_task(self._ask(m, evidence, binding, deadline, when)): m for m in self.members}
         finally:
+            session_binding.reset(token_binding)
             appraisal_time.reset(token_now)
         votes: dict[str, Vote] = {}
         pending = set(tasks)
@@ -265,7 +316,8 @@ class Federation:
             federation_id=self.federation_id, decision=decision, votes=ordered, nonce=nonce, now=when,
             ttl=self.ttl, key=self.signing_key, fmt=self.result_format, spelling=self.spelling,
             embed=self.embed_results, evidence_media_type=evidence.media_type, evidence=evidence.data,
-            renames={m.backend.name: m.rename for m in self.members if m.rename},
+            renames={m.backend.name: m.rename for m in self.members if m.rename}, binding=binding,
+            nonce_modes={m.backend.name: m.nonce for m in self.members if m.nonce != "session"},
         )
         return AppraisalResult(token, ear, decision, ordered, nonce, self.result_format)
 
@@ -290,8 +342,9 @@ class Federation:
                 return await m.backend.appraise(evidence, nonce, deadline)
         raise AssertionError("unreachable: tenacity either returns or re-raises")
 
-    async def _ask(self, m: Member, evidence: Evidence, nonce: bytes, deadline: float, when: int) -> Vote:
+    async def _ask(self, m: Member, evidence: Evidence, binding: Binding, deadline: float, when: int) -> Vote:
         b = m.backend
+        nonce = binding.report_data if m.nonce == "report-data" else binding.nonce
         loop = asyncio.get_running_loop()
         start = loop.time()
         limit = min(deadline, start + m.timeout)  # this backend's own deadline, all attempts included
@@ -309,7 +362,8 @@ class Federation:
             return Vote(b.name, b.operator, b.kind, Outcome.MALFORMED, detail="backend returned no token",
                         latency_ms=latency)
         try:
-            verified = normalize(raw, Check(m.anchor, nonce, when, m.max_age, m.leeway))
+            check = Check(m.anchor, nonce, when, m.max_age, m.leeway, binding, getattr(b, "expect", None) or {})
+            verified = normalize(raw, check, kind=b.kind)
             ear = _renamed(verified.ear, m.rename)
         except Error as exc:
             return Vote(b.name, b.operator, b.kind, outcome_of(exc), detail=str(exc), raw=raw.token,
@@ -317,9 +371,15 @@ class Federation:
         except Exception as exc:  # a parser bug must not crash the federation either; record it
             return Vote(b.name, b.operator, b.kind, Outcome.ERROR, detail=f"normalizer raised {type(exc).__name__}",
                         raw=raw.token, media_type=raw.media_type, latency_ms=latency)
+        strength = BindingStrength(verified.binding)
+        if strength.weak and not self.policy.weak_binding:
+            return Vote(b.name, b.operator, b.kind, Outcome.WEAK_BINDING, raw=raw.token, media_type=raw.media_type,
+                        key_thumbprint=verified.key.thumbprint, latency_ms=latency, binding=strength.value,
+                        detail=f"verified ({verified.ear.status.label}), but bound to the session only by an echoed "
+                               "nonce; the policy does not count such votes (quorum.weak_binding)")
         return Vote(b.name, b.operator, b.kind, Outcome.OK, ear=ear,
                     raw=raw.token, media_type=raw.media_type, key_thumbprint=verified.key.thumbprint,
-                    latency_ms=latency)
+                    latency_ms=latency, binding=strength.value)
 
 
 def _renamed(ear: Ear, rename: Mapping[str, str]) -> Ear:

@@ -52,6 +52,9 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+_B64URL_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
 def b64url_decode(text: str | bytes) -> bytes:
     """Decode base64url with or without padding; strict alphabet (no silent garbage)."""
     try:
@@ -59,12 +62,15 @@ def b64url_decode(text: str | bytes) -> bytes:
     except UnicodeEncodeError as exc:  # found by fuzzing (fuzz/provenance.py): non-ASCII text
         raise MalformedError("base64url: invalid character") from exc
     raw = raw.rstrip(b"=")
-    if any(c not in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" for c in raw):
+    if raw.translate(None, _B64URL_ALPHABET):  # anything left is outside the alphabet (C speed)
         raise MalformedError("base64url: invalid character")
     try:
-        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+        out = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
     except ValueError as exc:
         raise MalformedError("base64url: invalid length") from exc
+    if base64.urlsafe_b64encode(out).rstrip(b"=") != raw:  # stray bits in the last character
+        raise MalformedError("base64url: not canonical (nonzero trailing bits)")
+    return out
 
 
 def _int_b64(n: int, size: int | None = None) -> str:
@@ -258,6 +264,19 @@ def _json_keys(doc: Any) -> list[Mapping[str, Any]]:
     raise MalformedError("not a JWK or JWKS document")
 
 
+def _anchor_key(jwk: Mapping[str, Any]) -> PublicKey:
+    """A configured JWK's key; one with only ``x5c`` (Azure Attestation's ``/certs``) gives the key
+    of ``x5c[0]``, pinned like any configured key (the certificate itself is not validated)."""
+    x5c = jwk.get("x5c")
+    if "n" in jwk or "x" in jwk or not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
+        return jwk_to_public(jwk)
+    key = x509.load_der_x509_certificate(base64.b64decode(x5c[0], validate=True)).public_key()
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey) or jwk.get("kty") not in (
+            None, "RSA" if isinstance(key, rsa.RSAPublicKey) else "EC"):
+        raise MalformedError("jwk: x5c[0] key is not of the JWK's kty (RSA or EC)")
+    return key
+
+
 def load_trust_anchor(path: str | Path, *, algorithms: Iterable[str] | None = None) -> TrustAnchor:
     """Load a JWK, a JWKS, PEM public key(s) or PEM root certificate(s) from a file."""
     path = Path(path)
@@ -269,7 +288,7 @@ def load_trust_anchor(path: str | Path, *, algorithms: Iterable[str] | None = No
             for jwk in _json_keys(json.loads(data)):
                 algs = list(algorithms) if algorithms is not None else ([jwk["alg"]] if "alg" in jwk else None)
                 kid = jwk.get("kid")
-                keys.append(VerificationKey.of(jwk_to_public(jwk), kid=kid if isinstance(kid, str) else None,
+                keys.append(VerificationKey.of(_anchor_key(jwk), kid=kid if isinstance(kid, str) else None,
                                                algorithms=algs))
         elif b"-----BEGIN CERTIFICATE-----" in data:
             roots = list(x509.load_pem_x509_certificates(data))

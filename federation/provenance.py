@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .binding import Binding, BindingStrength
 from .ear.model import Ear, Spelling
 from .errors import ConfigError, MalformedError
 from .keys import b64url_decode, b64url_encode
@@ -60,9 +61,14 @@ def _raw_text(vote: Vote) -> str | None:
     return text if text.startswith("ey") else b64url_encode(vote.raw)
 
 
-def _vote_entry(vote: Vote, embed: bool, rename: Mapping[str, str] | None = None) -> dict[str, Any]:
+def _vote_entry(vote: Vote, embed: bool, rename: Mapping[str, str] | None = None,
+                nonce_mode: str | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": vote.backend, "operator": vote.operator, "kind": vote.kind,
                              "outcome": vote.outcome.value}
+    if nonce_mode:
+        entry["nonce"] = nonce_mode  # what the backend was sent instead of the session nonce
+    if vote.binding:
+        entry["binding"] = vote.binding
     if rename:
         entry["rename"] = dict(rename)  # backend submod name -> federation name, for re-verification
     if vote.detail:
@@ -99,15 +105,22 @@ def _endorsements(votes: Sequence[Vote]) -> list[Any]:
 
 def build_provenance(*, federation_id: str, decision: Decision, votes: Sequence[Vote], embed: bool,
                      evidence_media_type: str, evidence_sha256: str,
-                     renames: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+                     renames: Mapping[str, Mapping[str, str]] | None = None, binding: Binding | None = None,
+                     nonce_modes: Mapping[str, str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "version": VERSION,
         "federation": federation_id,
         "policy": decision.policy.as_dict(),
         "decision": decision.explain(),
         "evidence": {"media_type": evidence_media_type, "sha256": evidence_sha256},
-        "votes": [_vote_entry(v, embed, (renames or {}).get(v.backend)) for v in votes],
+        "votes": [_vote_entry(v, embed, (renames or {}).get(v.backend), (nonce_modes or {}).get(v.backend))
+                  for v in votes],
     }
+    if binding is not None and (binding.challenges or binding.prefix or nonce_modes or any(
+            v.binding not in (None, BindingStrength.EVIDENCE) for v in votes)):
+        # What the Evidence had to commit to (federation.binding), so an RP can rebuild the rule.
+        out["binding"] = {**binding.describe(),
+                          "challenges": {n: b64url_encode(c) for n, c in sorted(binding.challenges.items())}}
     endorsements = _endorsements(votes)
     if endorsements:
         out["endorsements"] = endorsements
@@ -127,6 +140,8 @@ class RecordedVote:
     key_thumbprint: str | None
     media_type: str | None
     rename: Mapping[str, str] = field(default_factory=dict)  # the member's submod renaming, if any
+    nonce_mode: str | None = None  # "report-data": the backend was sent the binding's REPORT_DATA
+    binding: str | None = None  # BindingStrength of the vote
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +183,8 @@ def parse_provenance(raw: Any) -> Provenance:
         raise MalformedError("provenance: policy and votes are required")
     try:
         policy = QuorumPolicy(k=pol["k"], n=pol["n"], veto=pol["veto"], wait=pol["wait"],
-                              distinct_operators=pol["distinct_operators"], id=pol["id"])
+                              distinct_operators=pol["distinct_operators"], id=pol["id"],
+                              weak_binding=pol.get("weak_binding", False))
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise MalformedError(f"provenance: bad policy: {exc}") from exc
     records = []
@@ -190,6 +206,7 @@ def parse_provenance(raw: Any) -> Provenance:
             _str(v, "name"), _str(v, "operator"), _str(v, "kind"), outcome, _str(v, "status", True),
             dict(submods), _str(v, "result_sha256", True), _result_bytes(_str(v, "result", True)),
             _str(v, "key_thumbprint", True), _str(v, "media_type", True), dict(rename),
+            _str(v, "nonce", True), _str(v, "binding", True),
         ))
     endorsements = raw.get("endorsements") or []
     return Provenance(_str(raw, "federation"), policy, _str(raw, "decision"), tuple(records),

@@ -53,6 +53,9 @@ class QuorumPolicy:
     wait: Wait = "all"
     distinct_operators: bool = False
     id: str = "ratsfed:quorum/v1"
+    # Count votes bound to the session only by an echoed nonce (federation.binding)? Off: such a
+    # vote would be the same for a replayed quote.
+    weak_binding: bool = False
 
     def __post_init__(self) -> None:
         if any(not isinstance(x, int) or isinstance(x, bool) for x in (self.k, self.n)) or not (
@@ -61,7 +64,7 @@ class QuorumPolicy:
         if self.wait not in ("all", "quorum"):
             raise ConfigError(f"wait must be 'all' or 'quorum', not {self.wait!r}", key="quorum.wait")
         # Also built from a token's provenance: "veto": "no" must not read as true.
-        for key in ("veto", "distinct_operators"):
+        for key in ("veto", "distinct_operators", "weak_binding"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{key} must be true or false", key=f"quorum.{key}")
         if not isinstance(self.id, str):
@@ -71,11 +74,16 @@ class QuorumPolicy:
         parts = [f"{self.k}-of-{self.n}", "veto" if self.veto else "no veto", f"wait={self.wait}"]
         if self.distinct_operators:
             parts.append("distinct operators")
+        if self.weak_binding:
+            parts.append("nonce-echo votes count")
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, object]:
-        return {"id": self.id, "k": self.k, "n": self.n, "veto": self.veto, "wait": self.wait,
-                "distinct_operators": self.distinct_operators}
+        out: dict[str, object] = {"id": self.id, "k": self.k, "n": self.n, "veto": self.veto, "wait": self.wait,
+                                  "distinct_operators": self.distinct_operators}
+        if self.weak_binding:  # only when on, so results of policies without it stay byte-identical
+            out["weak_binding"] = True
+        return out
 
 
 @dataclass(frozen=True, slots=True)

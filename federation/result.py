@@ -14,9 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from verifiers.base import RawResult
+from verifiers.normalize import Check, checker_for, normalize
+
+from .binding import Binding, BindingStrength
 from .ear.model import Appraisal, Ear, Spelling, VerifierId
 from .ear.token import Format, VerifiedEar, encode_ear, verify_ear
-from .errors import BadSignatureError, MalformedError, PolicyError, UntrustedKeyError
+from .errors import BadSignatureError, Error, MalformedError, PolicyError, UntrustedKeyError
 from .keys import SigningKey, TrustAnchor, b64url_decode, load_trust_anchor
 from .provenance import (
     CBOR_KEY,
@@ -74,10 +78,13 @@ def build_combined(
     evidence_media_type: str,
     evidence: bytes,
     renames: Mapping[str, Mapping[str, str]] | None = None,
+    binding: Binding | None = None,
+    nonce_modes: Mapping[str, str] | None = None,
 ) -> tuple[bytes, Ear]:
     provenance = build_provenance(
         federation_id=federation_id, decision=decision, votes=votes, embed=embed,
         evidence_media_type=evidence_media_type, evidence_sha256=digest(evidence), renames=renames,
+        binding=binding, nonce_modes=nonce_modes,
     )
     submods = {
         name: Appraisal(d.status, d.trust_vector, (decision.policy.id,))
@@ -122,6 +129,7 @@ def _reverify(prov: Provenance, ear: Ear, anchors: Mapping[str, TrustAnchor], le
     if len({v.name for v in prov.votes}) != len(prov.votes):
         raise PolicyError("provenance lists a backend twice")
     nonce = _nonce_bytes(ear)
+    binding = _binding(prov, nonce)
     votes: list[Vote] = []
     for rec in prov.votes:
         if rec.outcome is not Outcome.OK:
@@ -135,7 +143,18 @@ def _reverify(prov: Provenance, ear: Ear, anchors: Mapping[str, TrustAnchor], le
         anchor = anchors.get(rec.name)
         if anchor is None:
             raise UntrustedKeyError(f"no trust anchor given for backend {rec.name!r}")
-        backend = verify_ear(rec.result, anchor, now=ear.iat, nonce=nonce, leeway=leeway)
+        sent = nonce
+        if rec.nonce_mode == "report-data":
+            if binding is None:
+                raise MalformedError(f"vote {rec.name!r}: was sent REPORT_DATA but provenance has no binding")
+            sent = binding.report_data
+        if checker_for(rec.kind) is not None:  # a vendor token: its kind's checker, as the federation ran it
+            check = Check(anchor, sent, ear.iat, None, leeway, binding)
+            backend = normalize(RawResult(rec.result, rec.media_type or "application/jwt"), check, kind=rec.kind)
+        else:
+            backend = verify_ear(rec.result, anchor, now=ear.iat, nonce=sent, leeway=leeway)
+        if backend.binding is BindingStrength.EAT_NONCE and not prov.policy.weak_binding:
+            raise PolicyError(f"vote {rec.name!r}: counted, but bound only by an echoed nonce")
         if rec.key_thumbprint != backend.key.thumbprint:
             raise PolicyError(f"vote {rec.name!r}: recorded key thumbprint differs from the signer")
         if rec.status != backend.ear.status.label:
@@ -153,6 +172,22 @@ def _reverify(prov: Provenance, ear: Ear, anchors: Mapping[str, TrustAnchor], le
     if set(ear.submods) != set(decision.submods):
         raise PolicyError("combined result names submods its votes do not support")
     return decision
+
+
+def _binding(prov: Provenance, nonce: bytes | None) -> Binding | None:
+    """Rebuild the session's REPORT_DATA rule from provenance; it must reproduce the recorded bytes."""
+    raw = prov.raw.get("binding")
+    if raw is None or nonce is None:
+        return None
+    try:
+        challenges = {str(n): b64url_decode(c) for n, c in dict(raw.get("challenges") or {}).items()}
+        prefix = b64url_decode(raw["prefix"]) if raw.get("prefix") else b""
+        binding = Binding(nonce, challenges, prefix)
+    except (AttributeError, KeyError, TypeError, ValueError, Error) as exc:
+        raise MalformedError(f"provenance: bad binding: {exc}") from exc
+    if raw.get("report_data") != binding.report_data.hex():
+        raise PolicyError("provenance: the recorded REPORT_DATA does not follow from the nonce and challenges")
+    return binding
 
 
 def verify_result(
@@ -182,7 +217,8 @@ def verify_result(
             raise PolicyError("not a combined result: no provenance claim")
         p = prov.policy
         if p.k < expect_policy.k or (expect_policy.veto and not p.veto) or (
-                expect_policy.distinct_operators and not p.distinct_operators):
+                expect_policy.distinct_operators and not p.distinct_operators) or (
+                p.weak_binding and not expect_policy.weak_binding):
             raise PolicyError(f"policy {p.describe()} is weaker than required {expect_policy.describe()}")
     decision = None
     if reverify:

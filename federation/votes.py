@@ -35,6 +35,7 @@ class Outcome(StrEnum):
     NONCE_MISMATCH = "nonce-mismatch"
     STALE = "stale"
     NOT_AWAITED = "not-awaited"
+    WEAK_BINDING = "weak-binding"  # verified, but only echoed a nonce; the policy does not count that
     ERROR = "error"
 
 
@@ -78,6 +79,7 @@ class Vote:
     media_type: str | None = None
     key_thumbprint: str | None = None
     latency_ms: float | None = None
+    binding: str | None = None  # federation.binding.BindingStrength of a verified result
 
     def __post_init__(self) -> None:
         if (self.outcome is Outcome.OK) != (self.ear is not None):

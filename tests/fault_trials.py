@@ -416,10 +416,9 @@ def allowed(b: BackendSpec, wait: str, *, breaker_open: bool = False) -> frozens
         out.discard(Outcome.OK)
     if b.proxied is not None and p.mode is Mode.OTHER_SESSION:
         out.add(Outcome.TIMEOUT)  # the proxy runs a whole other session before it answers
-    if b.proxied is not None and p.mode in TRANSIENT and b.retries > 0:
-        # A retry under a nonce the verifier already appraised (the answer was lost on the way
-        # back) is refused: one nonce, one appraisal (HTTP 409).
-        out.add(Outcome.HTTP_ERROR)
+    # A retry after the verifier appraised but its answer was lost on the way back (reset, refused
+    # per connection...) is a new session under the same nonce with the same Evidence: the verifier
+    # answers it (one nonce, one Evidence: an idempotent retry), so no HTTP 409 is allowed for it.
     if wait == "quorum":
         out.add(Outcome.NOT_AWAITED)
     if breaker_open:

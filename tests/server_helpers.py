@@ -34,8 +34,9 @@ assert base64.urlsafe_b64decode(N32_B64) == N32
 
 def psa_good(nonce: bytes) -> bytes:
     """Veraison's ``psa.good`` claims bound to *nonce* (``psa.good.cose`` is bound to N32), signed by
-    the key ``corim-psa-valid.cbor`` endorses: affirming Evidence for a fresh nonce, since a server
-    appraises each nonce once (``federation.replay``)."""
+    the key ``corim-psa-valid.cbor`` endorses: affirming Evidence for a fresh nonce, since a federator
+    appraises each nonce once and a verifier takes one Evidence per nonce (``federation.replay``).
+    ECDSA signatures are randomized: two calls give two different Evidence for one nonce."""
     claims = json_to_cbor_claims((PSA / "claims" / "psa.good.json").read_text())
     return cose.sign1(cbor.dumps({**claims, 10: nonce}), key("ec.p256.jwk"))
 

@@ -27,6 +27,7 @@ import hmac
 import json
 import re
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,13 +37,14 @@ from typing import Any, Literal
 
 import cbor2
 import pytest
+from aiohttp.test_utils import TestServer
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from cryptography.x509.oid import NameOID
 from fakes import EVIDENCE, NOW, VECTORS, FakeVerifier
-from server_helpers import GOOD, MT, N32, N32_B64, SESSION, local_backend, serve
+from server_helpers import GOOD, MT, N32, N32_B64, SESSION, local_backend, psa_good, serve
 
 from federation import cbor, cose
 from federation.algorithms import by_name
@@ -54,6 +56,7 @@ from federation.ear.token import DEFAULT_MAX_TOKEN, VerifiedEar, verify_ear
 from federation.engine import Federation, Member
 from federation.errors import (
     AlgorithmError,
+    BackendUnreachableError,
     BadSignatureError,
     Error,
     MalformedError,
@@ -65,6 +68,7 @@ from federation.errors import (
     UsageError,
     VerificationError,
 )
+from federation.evidence import Evidence
 from federation.keys import SigningKey, TrustAnchor, VerificationKey, b64url_decode, b64url_encode, public_to_jwk
 from federation.quorum import QuorumPolicy
 from federation.replay import MemoryReplayCache, ReplayCache, ReplayCacheFull
@@ -79,6 +83,7 @@ from verifiers.local.evidence import cca, eat, psa
 from verifiers.local.evidence.cca import CcaPlatformClaims, CcaRealmClaims, binder, rak_claim, verify_cca
 from verifiers.local.evidence.eat import EatClaims, verify_eat
 from verifiers.local.evidence.psa import PsaClaims, SwComponent, verify_psa
+from verifiers.remote import VeraisonBackend
 
 NOW_DT = datetime.fromtimestamp(NOW, UTC)
 NONCE = bytes(range(32))
@@ -1294,6 +1299,62 @@ async def test_the_memory_replay_cache_is_bounded_and_fails_closed() -> None:
         MemoryReplayCache(max_entries=0)
 
 
+async def test_the_memory_replay_cache_keeps_the_first_value_per_nonce() -> None:
+    now = [0.0]
+    replay = MemoryReplayCache(max_entries=2, clock=lambda: now[0])
+    assert await replay.add_or_get(b"nonce-01", 10, b"digest-a") is None  # recorded now
+    assert await replay.add_or_get(b"nonce-01", 10, b"digest-b") == b"digest-a"  # the first value stays
+    assert await replay.add_or_get(b"nonce-01", 10, b"digest-a") == b"digest-a"
+    assert await replay.seen_or_add(b"nonce-01", 10) is True
+    assert await replay.seen_or_add(b"nonce-02", 10) is False
+    assert await replay.add_or_get(b"nonce-02", 10, b"digest-c") == b""  # recorded without a value
+    with pytest.raises(ReplayCacheFull):  # remembered ones are still answered when full; new ones not
+        await replay.add_or_get(b"nonce-03", 10, b"digest-d")
+    now[0] = 9.9  # a retry does not extend the window
+    assert await replay.add_or_get(b"nonce-01", 10, b"digest-a") == b"digest-a"
+    now[0] = 10.0
+    assert await replay.add_or_get(b"nonce-01", 10, b"digest-b") is None  # forgotten: the window is over
+    with pytest.raises(UsageError):
+        await replay.add_or_get(b"nonce-04", 10, "digest")  # type: ignore[arg-type]
+
+
+async def test_the_memory_replay_cache_forgets_by_expiry_whatever_the_mix_of_ttls() -> None:
+    """Expiry order, not insertion order: a long-lived nonce recorded first does not keep later,
+    shorter-lived ones alive, and the bound counts live nonces only."""
+    now = [0.0]
+    replay = MemoryReplayCache(max_entries=4, clock=lambda: now[0])
+    assert not await replay.seen_or_add(b"long-ttl", 100)
+    assert not await replay.seen_or_add(b"short-01", 5)
+    assert not await replay.seen_or_add(b"short-02", 5)
+    now[0] = 5.0
+    assert not await replay.seen(b"short-01")  # expired on lookup ...
+    assert not await replay.seen_or_add(b"short-03", 5)  # ... and both swept: room for new nonces
+    assert not await replay.seen_or_add(b"short-04", 5)
+    assert len(replay) == 3 and await replay.seen(b"long-ttl")
+    assert not await replay.seen_or_add(b"short-01", 5)  # a forgotten nonce may be recorded again
+    assert await replay.seen_or_add(b"short-01", 5)
+    with pytest.raises(ReplayCacheFull):
+        await replay.seen_or_add(b"short-05", 5)
+    now[0] = 10.0  # the second life of short-01 ends on time
+    assert not await replay.seen(b"short-01")
+    assert not await replay.seen_or_add(b"short-05", 5)
+    assert len(replay) == 2 and await replay.seen(b"long-ttl")
+    now[0] = 100.0
+    assert not await replay.seen_or_add(b"short-06", 5) and len(replay) == 1
+
+
+async def test_the_memory_replay_cache_does_not_scan_itself_on_every_call() -> None:
+    """Regression: each call used to copy the whole cache to look for expired nonces, so recording
+    n nonces cost O(n^2) (20,000 took minutes). Now a sweep costs nothing when none is due."""
+    replay = MemoryReplayCache(max_entries=50_000)
+    start = time.perf_counter()
+    for i in range(20_000):
+        assert not await replay.seen_or_add(i.to_bytes(8, "big"), 300)
+    for i in range(20_000):
+        assert await replay.add_or_get(i.to_bytes(8, "big"), 300, b"x") == b""
+    assert time.perf_counter() - start < 5.0  # about 0.1 s; the old sweep needed minutes
+
+
 async def test_a_full_replay_cache_refuses_the_appraisal() -> None:
     fed = honest_federation(replay=MemoryReplayCache(max_entries=1))
     await fed.appraise(EVIDENCE, NONCE)
@@ -1309,16 +1370,13 @@ async def _session(client: Any, query: str) -> Any:
     return await client.post(f"{CR}/newSession{query}", headers=ACCEPT)
 
 
-@pytest.mark.parametrize("role", ["verifier", "federator"])
-async def test_nonce_reuse_across_server_sessions_and_appraise_calls(role: str) -> None:
-    """``newSession?nonce=`` with a spent nonce, Evidence for a second session with the same nonce and
-    ``/v1/appraise?nonce=`` twice are all refused with 409 (the PSA vector is bound to N32)."""
-    if role == "verifier":
-        app = create_app(VerifierRole(local_backend()), ServerConfig(role="verifier"))
-    else:
-        backend = local_backend()
-        fed = Federation([Member(backend, backend.public_anchor)], QuorumPolicy(k=1, n=1), SigningKey.generate())
-        app = create_app(FederatorRole(fed), ServerConfig(role="federator"))
+async def test_nonce_reuse_across_federator_sessions_and_appraise_calls() -> None:
+    """A federator consumes each nonce: ``newSession?nonce=`` with a spent nonce, Evidence for a
+    second session with the same nonce (even the same Evidence) and ``/v1/appraise?nonce=`` twice
+    are all refused with 409 (the PSA vector is bound to N32)."""
+    backend = local_backend()
+    fed = Federation([Member(backend, backend.public_anchor)], QuorumPolicy(k=1, n=1), SigningKey.generate())
+    app = create_app(FederatorRole(fed), ServerConfig(role="federator"))
     async with serve(app) as client:
         early, late = await _session(client, f"?nonce={N32_B64}"), await _session(client, f"?nonce={N32_B64}")
         assert early.status == late.status == 201  # opening a session does not consume its nonce
@@ -1335,6 +1393,130 @@ async def test_nonce_reuse_across_server_sessions_and_appraise_calls(role: str) 
         assert again.status == 409
         fresh = await _session(client, "")  # a server-minted nonce is unaffected
         assert fresh.status == 201
+    await fed.aclose()
+
+
+async def _submit(client: Any, query: str, body: bytes, media_type: str = MT) -> tuple[int, dict[str, Any]]:
+    """A new session (``newSession`` + *query*) and *body* as its Evidence: (status, answer)."""
+    opened = await _session(client, query)
+    assert opened.status == 201, await opened.text()
+    resp = await client.post(f"{CR}/{opened.headers['Location']}", data=body,
+                             headers={**ACCEPT, "Content-Type": media_type})
+    doc: dict[str, Any] = await resp.json(content_type=None)
+    return resp.status, doc
+
+
+async def test_a_verifier_takes_one_evidence_per_nonce_and_answers_its_retries() -> None:
+    """A verifier remembers each nonce with the SHA-256 of its Evidence (media type and bytes): the
+    same Evidence under the same nonce, in a new session or on ``/v1/appraise``, is an idempotent
+    retry (a federator whose answer was lost; two federations sharing this verifier) and is answered,
+    bound to that nonce; other Evidence under it is refused (409), the same claims re-signed included
+    (other bytes), and so is the same token announced as another media type."""
+    backend = local_backend()
+    async with serve(create_app(VerifierRole(backend), ServerConfig(role="verifier"))) as client:
+        anchor = TrustAnchor((backend.key.public,))
+        for _ in range(2):  # the first appraisal, then a retry in a new session under the same nonce
+            status, doc = await _submit(client, f"?nonce={N32_B64}", GOOD)
+            assert (status, doc["status"]) == (200, "complete")
+            verified = verify_ear(doc["result"], anchor, now=datetime.now(UTC), nonce=N32)
+            assert verified.ear.status.label == "affirming"
+        direct = await client.post(f"/v1/appraise?nonce={N32.hex()}", data=GOOD,
+                                   headers={"Content-Type": MT.upper()})  # one media type, spelled otherwise
+        assert direct.status == 200 and (await direct.json())["status"] == "affirming"
+
+        resigned = psa_good(N32)  # the same claims, bound to N32, signed again: other Evidence
+        assert resigned != GOOD
+        status, doc = await _submit(client, f"?nonce={N32_B64}", resigned)
+        assert status == 409 and "nonce already used" in doc["detail"] and "other evidence" in doc["detail"]
+        refused = await client.post(f"/v1/appraise?nonce={N32.hex()}", data=resigned, headers={"Content-Type": MT})
+        assert refused.status == 409
+        psa_as_eat = 'application/eat-cwt; eat_profile="http://arm.com/psa/2.0.0"'
+        as_eat = await client.post(f"/v1/appraise?nonce={N32.hex()}", data=GOOD, headers={"Content-Type": psa_as_eat})
+        assert as_eat.status == 409  # the same bytes as another media type: another Evidence
+
+        # The first Evidence stays: a retry of it is still answered after the refusals.
+        status, doc = await _submit(client, f"?nonce={N32_B64}", GOOD)
+        assert (status, doc["status"]) == (200, "complete")
+        # Other nonces are untouched: the re-signed token fails there on freshness, inside the EAR.
+        fresh = await client.post(f"/v1/appraise?nonce={OTHER_NONCE.hex()}", data=resigned,
+                                  headers={"Content-Type": MT})
+        assert fresh.status == 200 and (await fresh.json())["status"] == "contraindicated"
+
+
+async def test_a_verifier_decides_concurrent_evidence_under_one_nonce_once() -> None:
+    """Concurrent appraisals under one nonce at one verifier: every copy of the first Evidence is
+    answered, every other Evidence refused; whichever Evidence is recorded first is the one."""
+    role = VerifierRole(local_backend())
+    other = psa_good(N32)
+    for first, second in ((GOOD, other), (other, GOOD)):
+        nonce = N32 if first is GOOD else OTHER_NONCE
+        bodies = [first, first, second, first, second]
+        results = await asyncio.gather(*(role.appraise(Evidence(MT, b), nonce) for b in bodies),
+                                       return_exceptions=True)
+        for body, r in zip(bodies, results, strict=True):
+            if body is first:
+                assert not isinstance(r, BaseException), r
+                assert r.nonce == nonce
+            else:
+                assert isinstance(r, ReplayError), r
+
+
+class LosesItsFirstAnswer:
+    """A remote backend whose first answer is lost on the way back, after the verifier appraised:
+    the engine retries (a transient failure), with the same Evidence under the same nonce."""
+
+    kind = "veraison"
+
+    def __init__(self, inner: VeraisonBackend) -> None:
+        self.inner, self.name, self.operator, self.lost = inner, inner.name, inner.operator, 0
+
+    async def appraise(self, evidence: Evidence, nonce: bytes, deadline: float) -> RawResult:
+        raw = await self.inner.appraise(evidence, nonce, deadline)
+        if not self.lost:
+            self.lost += 1
+            raise BackendUnreachableError("connection reset while reading the answer")
+        return raw
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_a_federator_retry_and_two_members_sharing_a_verifier_are_answered() -> None:
+    """Regression: a verifier used to consume each nonce, so a federator's retry after a lost answer
+    (a new session under the same nonce) and the second of two members pointing at one verifier got
+    409 (``http-error``), although both bring the same Evidence for the federation's nonce. Both are
+    answered now (one nonce, one Evidence); other Evidence under that nonce still is not."""
+    verifier = local_backend("shared-local", "shared")
+    server = TestServer(create_app(VerifierRole(verifier), ServerConfig(role="verifier")), host="127.0.0.1")
+    await server.start_server()
+    anchor = TrustAnchor((verifier.key.public,))
+    url = str(server.make_url("/"))
+    try:
+        retried = LosesItsFirstAnswer(VeraisonBackend("retried", "acme", url, poll_interval=0.02))
+        twin_a = VeraisonBackend("twin-a", "globex", url, poll_interval=0.02)
+        twin_b = VeraisonBackend("twin-b", "initech", url, poll_interval=0.02)
+        fed = Federation([Member(retried, anchor, retries=1), Member(twin_a, anchor), Member(twin_b, anchor)],
+                         QuorumPolicy(k=3, n=3), fed_key(), federation_id="shared")
+        async with fed:
+            result = await fed.appraise(Evidence(MT, GOOD), N32)
+            assert [(v.backend, v.outcome) for v in result.votes] == [
+                ("retried", Outcome.OK), ("twin-a", Outcome.OK), ("twin-b", Outcome.OK)], result.votes
+            assert retried.lost == 1 and result.status == "affirming"
+            # Another federation sharing the verifier, with the same Evidence and nonce: answered too.
+            other_fed = Federation([Member(VeraisonBackend("elsewhere", "umbrella", url, poll_interval=0.02),
+                                           anchor)], QuorumPolicy(k=1, n=1), fed_key(), federation_id="other")
+            async with other_fed:
+                assert (await other_fed.appraise(Evidence(MT, GOOD), N32)).status == "affirming"
+            # Other Evidence under that nonce (a third federation: the others consumed N32 themselves)
+            # is refused by the verifier: the vote is an http-error, not ok.
+            third = Federation([Member(VeraisonBackend("third", "umbrella", url, poll_interval=0.02), anchor,
+                                       retries=0)], QuorumPolicy(k=1, n=1), fed_key(), federation_id="third")
+            async with third:
+                refused = await third.appraise(Evidence(MT, psa_good(N32)), N32)
+            assert refused.votes[0].outcome is Outcome.HTTP_ERROR and "409" in refused.votes[0].detail
+            assert refused.status == "none"
+    finally:
+        await server.close()
 
 
 async def test_a_full_server_replay_cache_answers_503() -> None:

@@ -198,37 +198,53 @@ def test_the_combined_token_verifies_with_jwcrypto(runs: Runs) -> None:
         token.verify(jwk.JWK.from_json((out / "keys" / "acme" / "public.jwk").read_text()), alg="ES256")
 
 
+START_BOUND = 240.0  # seconds for a demo's three verifiers to listen: a hang guard, not a speed target
+STOP_BOUND = 60.0  # seconds, from a demo's signal, for it and every process it started to be gone
+
+
 def test_an_interrupted_or_killed_demo_leaves_no_process_behind(tmp_path: Path) -> None:
     """SIGTERM (like Ctrl-C) makes the demo stop what it started; if the demo itself is killed
-    (SIGKILL, no clean-up possible), its services still go: they get SIGTERM when it dies."""
-    demos = {}
+    (SIGKILL, no clean-up possible), its services still go: they get SIGTERM when it dies.
+
+    Each demo is signalled once its three verifiers listen (it is then starting the federator).
+    The bounds are per demo and per phase, and generous: each demo first makes two RSA-4096 keys,
+    whose time varies by several times from one run to the next and more on a shared machine
+    (two demos run at once here); one deadline for everything, counted from the start, used to
+    run out on a busy machine before the clean-up was even looked at."""
+    demos: dict[signal.Signals, tuple[Path, subprocess.Popen[str], float]] = {}
     for how in (signal.SIGTERM, signal.SIGKILL):
         out = tmp_path / how.name
         demos[how] = (out, subprocess.Popen(ratsfed("demo", "--out", str(out), "--json"), stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.PIPE, text=True))
+                                            stderr=subprocess.PIPE, text=True), time.monotonic())
+    signalled: dict[signal.Signals, float] = {}
     try:
-        deadline = time.monotonic() + 60
         pending = dict(demos)
-        while pending:  # signal each demo once its three verifiers listen: it is then starting the federator
-            for how, (out, proc) in list(pending.items()):
+        while pending:
+            for how, (out, proc, started) in list(pending.items()):
                 logs = [out / "logs" / f"{op}-verifier.stdout" for op in ("acme", "globex", "initech")]
                 if all(p.exists() and "listening" in p.read_text() for p in logs):
                     assert proc.poll() is None, "the demo ended before it could be interrupted"
                     assert len(processes_naming(str(out))) >= 4  # the demo and its services
                     proc.send_signal(how)
+                    signalled[how] = time.monotonic()
                     del pending[how]
-            assert time.monotonic() < deadline, "the demo did not start its verifiers"
+                else:
+                    assert proc.poll() is None, f"{how.name} demo exited {proc.returncode} before its verifiers " \
+                                                f"listened: {proc.stderr.read() if proc.stderr else ''}"
+                    assert time.monotonic() - started < START_BOUND, f"the {how.name} demo did not start its " \
+                                                                     f"verifiers within {START_BOUND:.0f} s"
             time.sleep(0.01)
-        for how, (out, proc) in demos.items():
-            _, stderr = proc.communicate(timeout=30)
+        for how, (out, proc, _) in demos.items():
+            _, stderr = proc.communicate(timeout=STOP_BOUND)
             assert proc.returncode == (130 if how == signal.SIGTERM else -signal.SIGKILL), stderr
             if how == signal.SIGTERM:
                 assert "every process it started was stopped" in stderr
-            while processes_naming(str(out)) and time.monotonic() < deadline + 15:
+            gone_by = signalled[how] + STOP_BOUND
+            while processes_naming(str(out)) and time.monotonic() < gone_by:
                 time.sleep(0.05)
-            assert processes_naming(str(out)) == []
+            assert processes_naming(str(out)) == [], f"{how.name}: left behind after {STOP_BOUND:.0f} s"
     finally:
-        for out, proc in demos.values():
+        for out, proc, _ in demos.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

@@ -5,8 +5,8 @@ pinned to its verifier's public JWK), driven over HTTP as a relying party would:
 challenge-response flow and ``POST /v1/appraise``.
 
 * Veraison's PSA vector ``psa.good.cose`` (nonce N32) is affirming and the combined token verifies
-  with every vote re-verified under the verifiers' own keys; offered again under its nonce it is
-  refused (409: one nonce, one appraisal, ``federation.replay``); its claims bound to a fresh nonce
+  with every vote re-verified under the verifiers' own keys; offered again under its nonce to the
+  federator it is refused (409: one nonce, one appraisal, ``federation.replay``); its claims bound to a fresh nonce
   are affirming through ``/v1/appraise`` too; a token signed by another key is contraindicated.
 * Demo-style fresh evidence (a CoRIM signed by a generated endorser key, trusted through
   ``endorsers``; a PSA token bound to the federator session's nonce) is affirming; the same token

@@ -258,12 +258,12 @@ async def test_the_judge_catches_a_federation_that_skips_a_check(monkeypatch: py
     assert_sound(honest)
     assert honest.status == "warning"
 
-    def lax(raw: object, check: Check) -> object:
+    def lax(raw: object, check: Check, **kw: object) -> object:
         if mode is Mode.OTHER_SESSION:
             check = Check(check.anchor, None, check.now, check.max_age, check.leeway)
         else:
             check = Check(check.anchor, check.nonce, check.now, None, 10**9)
-        return normalize(raw, check)  # type: ignore[arg-type]
+        return normalize(raw, check, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "normalize", lax)
     broken = await run_inprocess(_liars_spec(Plan(mode)), pool)

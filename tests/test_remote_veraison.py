@@ -583,6 +583,37 @@ async def test_an_open_circuit_fails_fast_even_when_its_cool_down_ends_within_th
     assert state(b) is State.OPEN
 
 
+async def test_appraisals_during_a_probe_fail_fast_and_the_probe_decides(
+        fake: tuple[FakeVeraison, TestServer]) -> None:
+    """Half-open: the first appraisal is the probe; one arriving while the probe is in flight is
+    short-circuited at once (``retry_after`` infinite: the engine's retry loop stops instead of
+    sleeping until the probe ends, however many retries and however long the budget); the probe's
+    success then closes the breaker for everyone."""
+    f, server = fake
+    clock = Clock()
+    b = backend(server, breaker=CircuitBreaker(threshold=1, cooldown=10.0, clock=clock))
+    b.breaker._record(False, probe=False)  # tripped
+    clock.now += 11
+    assert state(b) is State.HALF_OPEN
+    f.faults = ["hang"]  # the probe's Evidence POST waits for f.release
+    async with federation(member(b, f.key, timeout=5.0, retries=5)) as fed:
+        probe = asyncio.create_task(fed.appraise(EVIDENCE))
+        for _ in range(500):
+            if f.count("POST", f"{CR}/session/"):
+                break
+            await asyncio.sleep(0.01)
+        assert f.count("POST", f"{CR}/session/") == 1  # the probe is in flight
+        start = time.monotonic()
+        during = await fed.appraise(EVIDENCE)
+        assert outcome(during) is Outcome.UNREACHABLE and during.votes[0].detail == "unreachable: circuit open"
+        assert time.monotonic() - start < 0.5 and not probe.done()
+        assert f.count("POST", f"{CR}/newSession") == 1  # short-circuited: no request at all
+        f.release.set()
+        assert outcome(await probe) is Outcome.OK
+        assert state(b) is State.CLOSED
+        assert outcome(await fed.appraise(EVIDENCE)) is Outcome.OK
+
+
 def test_breaker_cancellation_before_the_deadline_is_neutral() -> None:
     clock = Clock()
     br = CircuitBreaker(threshold=1, cooldown=5, clock=clock)

@@ -13,14 +13,23 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from federation.binding import Binding
 from federation.evidence import Evidence
 
-__all__ = ["Backend", "ChallengingBackend", "ClosableBackend", "RawResult", "appraisal_time"]
+__all__ = [
+    "Backend", "ChallengingBackend", "ClosableBackend", "PrefixingBackend", "RawResult", "appraisal_time",
+    "session_binding",
+]
 
 # The appraisal's time (epoch seconds) when the caller fixed one (``appraise(now=...)``, ``--at``).
 # In-process backends that check validity periods read it, so that one ``now`` governs the whole
 # appraisal; remote verifiers keep their own clocks.
 appraisal_time: ContextVar[int | None] = ContextVar("appraisal_time", default=None)
+
+# The session's REPORT_DATA rule (federation.binding), set by the engine around every appraisal:
+# backends that send runtime data to a vendor service read it to make the service's own binding
+# rule land on the federation's REPORT_DATA. None outside an appraisal.
+session_binding: ContextVar[Binding | None] = ContextVar("session_binding", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +57,15 @@ class ChallengingBackend(Backend, Protocol):
     """A verifier that mints its own challenge (phase 1 of the session, DESIGN §8)."""
 
     async def challenge(self, nonce: bytes, deadline: float) -> bytes | None: ...
+
+
+@runtime_checkable
+class PrefixingBackend(ChallengingBackend, Protocol):
+    """A challenging backend whose service hashes its challenge *before* the runtime data
+    (Intel Trust Authority: SHA-512(nonce.val ‖ nonce.iat ‖ runtime_data)). At most one member
+    of a federation may be one: its prefix starts the federation's REPORT_DATA input."""
+
+    def report_data_prefix(self, challenge: bytes) -> bytes: ...
 
 
 @runtime_checkable

@@ -46,7 +46,10 @@ class Kind:
 
 _KINDS: dict[str, Kind] = {}
 # Built-in kinds, imported lazily: kind -> module that calls register() on import.
-_BUILTIN: dict[str, str] = {"local": "verifiers.local.backend", "veraison": "verifiers.remote.veraison"}
+_BUILTIN: dict[str, str] = {
+    "local": "verifiers.local.backend", "veraison": "verifiers.remote.veraison", "ita": "verifiers.remote.ita",
+    "maa": "verifiers.remote.maa", "google": "verifiers.remote.google", "trustee": "verifiers.remote.trustee",
+}
 
 
 def register(kind: Kind) -> Kind:

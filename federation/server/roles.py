@@ -10,15 +10,23 @@ phase 1 of a session collects (:meth:`Role.challenge`), and one appraisal as a :
 * ``federator``: :meth:`federation.Federation.appraise` with a session, so every member vote is
   checked and the combined EAR signed; the votes also feed backend health (``/readyz``).
 
-Both consume each appraisal's nonce in a replay cache (:mod:`federation.replay`; the federator's
-is its Federation's): :meth:`Role.challenge` raises :class:`ReplayError` for a nonce already spent
-and :meth:`Role.appraise` for a second appraisal under one nonce (a full cache raises
-:class:`ReplayCacheFull`); the handlers answer 409 and 503.
+Both record each appraisal's nonce in a replay cache (:mod:`federation.replay`; the federator's
+is its Federation's), with different rules (a full cache raises :class:`ReplayCacheFull`: 503):
+
+* the federator consumes it: one nonce, one appraisal. :meth:`Role.challenge` raises
+  :class:`ReplayError` for a nonce already spent and :meth:`Role.appraise` for a second appraisal
+  under it (the handlers answer 409).
+* the verifier remembers it with the SHA-256 of the Evidence (media type and bytes): one nonce,
+  one Evidence. The same Evidence again under the same nonce within the window is an idempotent
+  retry, answered normally (a federator retrying after a lost answer; two federations whose members
+  share this verifier); other Evidence under it raises :class:`ReplayError` (409). So
+  :meth:`Role.challenge` does not refuse a remembered nonce: which Evidence comes is not yet known.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,7 +49,8 @@ if TYPE_CHECKING:
     from verifiers.local.backend import LocalBackend
 
 __all__ = [
-    "AppraisalFailed", "FederatorRole", "Role", "Verdict", "VerifierRole", "build_role", "supported", "token_text",
+    "AppraisalFailed", "FederatorRole", "Role", "Verdict", "VerifierRole", "build_role", "evidence_digest",
+    "supported", "token_text",
 ]
 
 log = logging.getLogger("ratsfed.server")
@@ -124,6 +133,13 @@ def _submods(ear: Ear) -> dict[str, Any]:
     return out
 
 
+def evidence_digest(evidence: Evidence) -> bytes:
+    """SHA-256 over the Evidence's media type (normalized: spellings that route alike are one
+    type) and its bytes, length-prefixed so that no two (type, bytes) pairs share a preimage."""
+    mt = _normalize(evidence.media_type).encode("utf-8", "surrogateescape")
+    return hashlib.sha256(len(mt).to_bytes(4, "big") + mt + evidence.data).digest()
+
+
 class VerifierRole:
     """Exposes one local appraiser (``kind = "local"``) and its result-signing key."""
 
@@ -149,15 +165,22 @@ class VerifierRole:
         return True
 
     async def challenge(self, nonce: bytes) -> Mapping[str, bytes]:
-        if await self.replay.seen(nonce):
-            raise ReplayError("this nonce was already used for an appraisal; start with a fresh one")
+        # A remembered nonce is not refused here: the same Evidence may come again under it (an
+        # idempotent retry, or another federation sharing this verifier); appraise() decides.
         return {}
 
     async def appraise(self, evidence: Evidence, nonce: bytes, *, created: float | None = None,
                        challenges: Mapping[str, bytes] | None = None) -> Verdict:
         b = self.backend
-        if await self.replay.seen_or_add(nonce, self.replay_ttl):  # before the appraisal: one nonce, one result
-            raise ReplayError(f"this nonce was already used for an appraisal in the last {self.replay_ttl:g}s")
+        # Before the appraisal: one nonce, one Evidence. The first Evidence's digest stays for
+        # the whole window, so a retry is recognised however many times it comes.
+        digest = evidence_digest(evidence)
+        first = await self.replay.add_or_get(nonce, self.replay_ttl, digest)
+        if first is not None and first != digest:
+            raise ReplayError(f"this nonce was already used for other evidence in the last {self.replay_ttl:g}s")
+        if first is not None:
+            log.info("the same evidence again under its nonce: appraised as a retry",
+                     extra={"ratsfed": {"verifier": b.name}})
         loop = asyncio.get_running_loop()
         start = loop.time()
         try:
@@ -227,6 +250,10 @@ class FederatorRole:
 
     async def challenge(self, nonce: bytes) -> Mapping[str, bytes]:
         return (await self.fed.challenge(nonce)).challenges
+
+    def binding(self, nonce: bytes, challenges: Mapping[str, bytes]) -> Mapping[str, str]:
+        """What a TEE quote's REPORT_DATA must be for this session (docs/binding.md)."""
+        return self.fed.binding(nonce, challenges).describe()
 
     async def appraise(self, evidence: Evidence, nonce: bytes, *, created: float | None = None,
                        challenges: Mapping[str, bytes] | None = None) -> Verdict:

@@ -58,12 +58,14 @@ class SessionRecord:
     evidence: bytes | None = None
     result: str | None = None  # the EAR as sent in the session resource (JWT text)
     challenges: Mapping[str, bytes] = field(default_factory=dict)  # backends' own challenges (phase 1)
+    binding: Mapping[str, str] = field(default_factory=dict)  # the REPORT_DATA rule (federation.binding)
 
     @property
     def size(self) -> int:
         """Bytes this record holds, for the store's byte bound."""
         return (_OVERHEAD + len(self.evidence or b"") + len(self.result or "") + len(self.nonce)
-                + sum(len(c) + len(n) for n, c in self.challenges.items()))
+                + sum(len(c) + len(n) for n, c in self.challenges.items())
+                + sum(len(k) + len(v) for k, v in self.binding.items()))
 
     def with_status(self, status: SessionStatus, **changes: Any) -> SessionRecord:
         return replace(self, status=status, **changes)
@@ -82,6 +84,8 @@ class SessionRecord:
             out["result"] = self.result
         if self.challenges:  # an extension: what the attester must also bind (DESIGN §8)
             out["challenges"] = {n: b64url_encode(c) for n, c in self.challenges.items()}
+        if self.binding:  # an extension: the REPORT_DATA a TEE quote must carry (docs/binding.md)
+            out["binding"] = dict(self.binding)
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -91,6 +95,7 @@ class SessionRecord:
             "accept": list(self.accept), "status": self.status.value, "evidence_type": self.evidence_type,
             "evidence": b64url_encode(self.evidence) if self.evidence is not None else None,
             "result": self.result, "challenges": {n: b64url_encode(c) for n, c in self.challenges.items()},
+            "binding": dict(self.binding),
         }
 
     @classmethod
@@ -102,6 +107,7 @@ class SessionRecord:
             evidence_type=doc.get("evidence_type"),
             evidence=b64url_decode(evidence) if evidence is not None else None, result=doc.get("result"),
             challenges={n: b64url_decode(c) for n, c in dict(doc.get("challenges") or {}).items()},
+            binding={str(k): str(v) for k, v in dict(doc.get("binding") or {}).items()},
         )
 
 

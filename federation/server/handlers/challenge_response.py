@@ -7,10 +7,16 @@ expired session; 500 when the verifier malfunctions (the session becomes ``faile
 problems are not HTTP errors: they are inside the EAR (``complete``, contraindicated).
 
 Two additions: 503 + ``Retry-After`` when the session store or the appraisal slots are full, and
-409 when Evidence arrives for a session that already has some (one nonce, one Evidence: the
-session's nonce is never used for two appraisals), and 409 when a nonce is reused across sessions:
-``newSession?nonce=`` with a nonce an appraisal already consumed, or Evidence for a second session
-with the same nonce (the role's replay cache, :mod:`federation.replay`; the session then fails).
+409 when Evidence arrives for a session that already has some (one session, one Evidence), and 409
+when a nonce is reused across sessions against the role's replay cache (:mod:`federation.replay`;
+the session then fails):
+
+* federator: ``newSession?nonce=`` with a nonce an appraisal already consumed, or Evidence for a
+  second session with the same nonce (one nonce, one appraisal);
+* verifier: Evidence for a second session with the same nonce *and other Evidence* (one nonce, one
+  Evidence). The same Evidence under the same nonce in a new session is an idempotent retry and is
+  appraised again (a federator retrying after a lost answer, or two federations sharing this
+  verifier), so ``newSession?nonce=`` never refuses a remembered nonce here.
 """
 
 from __future__ import annotations
@@ -64,8 +70,10 @@ async def new_session(request: web.Request) -> web.Response:
         raise replayed(exc) from exc
     now = state.clock()
     ttl = state.settings.session_ttl
+    describe = getattr(state.role, "binding", None)  # the federator role states the REPORT_DATA rule
+    binding = dict(describe(nonce, challenges)) if callable(describe) else {}
     record = SessionRecord(str(uuid.uuid4()), nonce, now, now + ttl, state.role.media_types(),
-                           challenges=dict(challenges))
+                           challenges=dict(challenges), binding=binding)
     try:
         await state.store.put(record, ttl)
     except SessionStoreFull as exc:

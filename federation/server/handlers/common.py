@@ -112,7 +112,8 @@ def parse_hex_or_b64url_nonce(value: str | None) -> bytes | None:
 
 
 def replayed(exc: ReplayError, session: str | None = None) -> Problem:
-    """409 for a nonce already spent (one nonce, one appraisal: :mod:`federation.replay`)."""
+    """409 for a nonce already spent: by any appraisal on a federator, by other Evidence on a
+    verifier (:mod:`federation.replay`)."""
     log.warning("replayed nonce refused", extra={"ratsfed": {"session": session, "reason": exc.reason}})
     return Problem(409, f"nonce already used: {exc.detail}")
 
@@ -120,7 +121,7 @@ def replayed(exc: ReplayError, session: str | None = None) -> Problem:
 async def appraise(state: ServerState, evidence: Evidence, nonce: bytes, *, session: str | None = None,
                    created: float | None = None, challenges: Mapping[str, bytes] | None = None) -> Verdict:
     """One appraisal, measured and logged (never the evidence itself). The caller holds a slot of
-    ``state.gate``. A nonce already spent answers 409, a full replay cache 503."""
+    ``state.gate``. A nonce already spent (see :func:`replayed`) answers 409, a full replay cache 503."""
     fields = {"session": session, "media_type": evidence.media_type, "evidence_bytes": len(evidence.data),
               "evidence_sha256": hashlib.sha256(evidence.data).hexdigest()[:16]}
     start = time.perf_counter()
