@@ -76,6 +76,9 @@ TARGETS: tuple[str, ...] = (
     "provenance",
     "config",
     "http_bodies",
+    "vendor_tokens",
+    "vendor_claims",
+    "vendor_responses",
 )
 
 

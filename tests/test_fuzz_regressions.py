@@ -166,3 +166,73 @@ def test_intel_collateral_invalid_version_of_a_crl() -> None:
     assert load_crl(crl.public_bytes(serialization.Encoding.DER)).issuer == crl.issuer
     with pytest.raises(CollateralError, match="CRL does not parse"):
         load_crl(der)
+
+
+def test_vendor_tokens_type_error_for_an_unhashable_ita_policy_id() -> None:
+    """fuzz/vendor_tokens.py, TypeError@ita.py:186: an ITA token (signed by the configured key)
+    whose ``policy_ids_matched``/``_unmatched`` object has an ``id`` that is not text (a list, an
+    object) raised TypeError (unhashable type) while the ids were collected into a set."""
+    import jwt as pyjwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from federation.keys import TrustAnchor, VerificationKey
+    from verifiers import vendor
+    from verifiers.vendor import ita
+
+    for bad in ([], {"a": 1}):
+        with pytest.raises(MalformedError, match="policy_ids_matched"):
+            ita._policies({"policy_ids_matched": [{"id": bad}]}, {})
+    ita._policies({"policy_ids_matched": [{"id": "p1"}], "policy_ids_unmatched": [{"version": "v1"}]},
+                  {"policy_ids": ("p1",)})
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = 1_750_000_000
+    claims = {"iss": "Intel Trust Authority", "iat": now, "exp": now + 300, "attester_type": "TDX",
+              "attester_tcb_status": "UpToDate", "policy_ids_matched": [{"id": ["p1"], "version": "v1"}]}
+    token = pyjwt.encode(claims, key, algorithm="PS384", headers={"kid": "k"}).encode()
+    anchor = TrustAnchor((VerificationKey.of(key.public_key(), kid="k"),))
+    with pytest.raises(MalformedError, match="policy_ids_matched"):
+        vendor.verify_token("ita", token, anchor, now=now)
+
+
+def test_vendor_claims_type_error_for_trustee_policy_claims_that_are_not_an_object() -> None:
+    """fuzz/vendor_claims.py (and fuzz/vendor_tokens.py), TypeError@trustee.py:108: a Trustee
+    submodule whose ``ear.veraison.policy-claims`` is not an object (a list, text, a number) raised
+    TypeError ('... is not a mapping') while the vendor-map was added to it."""
+    from verifiers import vendor
+
+    def claims(policy_claims: object) -> dict[str, object]:
+        return {"eat_profile": "tag:github.com,2024:confidential-containers/Trustee", "iat": 1,
+                "ear.verifier-id": {"developer": "d", "build": "b"},
+                "submods": {"cpu0": {"ear.status": "affirming", "ear.trustworthiness-vector": {"hardware": 2},
+                                     "ear.veraison.policy-claims": policy_claims}}}
+
+    for bad in ([1], "x", 7, True):
+        with pytest.raises(MalformedError, match="policy-claims"):
+            vendor.map_claims("trustee", claims(bad))
+    view = vendor.map_claims("trustee", claims({"rule": "r"}))
+    extensions = view.ear.submods["cpu0"].extensions["ear_veraison_policy_claims"]
+    assert extensions == {"rule": "r", "vendor-map": "trustee@1"}
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 400, "9" * 5000])
+def test_vendor_responses_value_and_overflow_errors_for_a_retry_after(value: str) -> None:
+    """fuzz/vendor_responses.py, ValueError@http.py:140 and OverflowError@http.py:140: a vendor's
+    error response whose ``Retry-After`` is digits to ``str.isdigit`` but not to ``int`` (``²``),
+    longer than ``int()`` reads (over 4300 digits), or larger than a float raised from
+    ``vendor_error`` (every vendor backend's non-success path) and from ``status_error`` (the
+    ``veraison`` backend's). Such a header now reads as absent, in ``parse_retry_after`` itself."""
+    from multidict import CIMultiDict
+    from yarl import URL
+
+    from federation.errors import BackendHTTPError
+    from verifiers.remote._vendor import vendor_error
+    from verifiers.remote.http import Response, RetryAfterError, parse_retry_after, status_error
+
+    resp = Response(503, CIMultiDict({"Retry-After": value}), b"", URL("https://vendor.example/"))
+    err = vendor_error(resp, "attest")
+    assert type(err) is BackendHTTPError and err.status == 503
+    assert parse_retry_after(value) is None
+    assert type(status_error(resp, "session")) is BackendHTTPError
+    ok = vendor_error(Response(503, CIMultiDict({"Retry-After": "7"}), b"", URL("https://vendor.example/")), "attest")
+    assert isinstance(ok, RetryAfterError) and ok.retry_after == 7.0

@@ -136,7 +136,9 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isdigit():  # str.isdigit also says yes to "²" and other non-ASCII digits
+        if not value.isascii() or len(value) > 12:  # > ~30,000 years: not a wait, a malformed header
+            return None
         return float(int(value))
     try:
         when = parsedate_to_datetime(value)

@@ -178,8 +178,9 @@ def _policies(view: Mapping[str, Any], expect: Mapping[str, Any]) -> None:
     """The token was appraised under the member's policies: each configured id is matched or
     unmatched (ITA lists both), and none is unmatched when the member asked ITA to insist."""
     lists = [view.get(k) or [] for k in ("policy_ids_matched", "policy_ids_unmatched")]
-    if not all(isinstance(x, list) and all(isinstance(p, Mapping) for p in x) for x in lists):
-        raise MalformedError("ita: policy_ids_matched/unmatched must be lists of objects")
+    if not all(isinstance(x, list) and all(isinstance(p, Mapping) and isinstance(p.get("id"), str | None)
+                                           for p in x) for x in lists):
+        raise MalformedError("ita: policy_ids_matched/unmatched must be lists of objects with text ids")
     matched, unmatched = lists
     if expect.get("policy_must_match") and unmatched:
         raise PolicyError("ita: a policy did not match although policy_must_match was asked for")

@@ -27,7 +27,7 @@ from federation.binding import Binding, BindingStrength
 from federation.ear.codec import from_json_claims
 from federation.ear.model import Appraisal, Ear
 from federation.ear.token import VerifiedEar
-from federation.errors import NonceMismatchError, PolicyError
+from federation.errors import MalformedError, NonceMismatchError, PolicyError
 from federation.keys import TrustAnchor
 
 from ..base import RawResult
@@ -105,7 +105,10 @@ def _map(claims: Mapping[str, Any], expect: Mapping[str, Any]
         vector, rows = TABLE.evaluate(name, {}, expect, given=given)
         reported = a.reported_status or a.status
         status = status_of(reported, vector)
-        ext = {**a.extensions, POLICY_CLAIMS: {**(a.extensions.get(POLICY_CLAIMS) or {}), "vendor-map": TABLE.id}}
+        policy_claims = a.extensions.get(POLICY_CLAIMS)
+        if policy_claims is not None and not isinstance(policy_claims, Mapping):
+            raise MalformedError(f"trustee: submodule {name!r:.20}: ear.veraison.policy-claims is not an object")
+        ext = {**a.extensions, POLICY_CLAIMS: {**(policy_claims or {}), "vendor-map": TABLE.id}}
         submods[name] = Appraisal(status, vector, (*a.policy_ids, TABLE.policy_id),
                                   reported if reported is not status else None, ext)
         annotated = a.extensions.get(ANNOTATED)
