@@ -32,7 +32,7 @@ the engine verified, one ES256 sign of the combined result):
   ``.sign``, i.e. one ECDSA operation plus the raw/DER signature conversion, are timed while the
   appraisal runs; a backend's own signing is not counted);
 * ``sig alone``: the same bare ECDSA operations on the same tokens and keys, timed alone right
-  after the appraisal (the baseline of ``shared/research/floor.md``'s kind);
+  after the appraisal (a bare-operation baseline, nothing of the appraisal around it);
 * ``jwt alone``: the project's own ``verify_ear`` of those tokens plus ``encode_ear`` of the same
   combined EAR, timed alone right after the appraisal (JWS parsing, JSON, claims, provenance
   serialization included).
@@ -48,7 +48,7 @@ Breakdown (``--no-breakdown`` turns it off): the engine's synchronous steps are 
 tenacity, timeouts, the wait loop, votes.
 
 The garbage collector is off inside the timed windows (long-lived objects frozen, a collection
-between appraisals), as in ``floor.md``; every appraisal gets a fresh seeded nonce.
+between appraisals); every appraisal gets a fresh seeded nonce.
 
 Usage::
 

@@ -4,7 +4,7 @@ Issue 5, "must show". Every server is a real ``ratsfed serve`` process (``.venv/
 bound to 127.0.0.1 on a free port (``--port 0``; the bound URL is read from its first stdout line),
 with keys made by ``ratsfed keys generate`` and configs written to a temporary folder:
 
-* ``floor``: the loopback baseline of ``shared/research/floor.md``, measured in the same run: a
+* ``floor``: a loopback baseline, measured in the same run: a
   trivial aiohttp handler in its own process (this script with ``--floor-server``) that reads the
   request body and answers a JSON document of 1,024 bytes serialized per request
   (``{"status": "affirming", ...}``, so the client treats it exactly like an appraisal).

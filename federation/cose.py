@@ -1,8 +1,8 @@
 """COSE_Sign1 (RFC 9052 §4.2) on our bounded CBOR decoder and ``cryptography``.
 
 Why not pycose on this path: its ES* algorithms run on pure-Python ``ecdsa`` (about 25x slower,
-and not side-channel safe when signing) and it cannot decode tagged messages with cbor2 >= 6
-(../shared/research/floor.md). pycose stays in the tests as an independent implementation.
+and not side-channel safe when signing: CVE-2024-23342) and it cannot decode tagged messages with
+cbor2 >= 6 (pycose issue #141). pycose stays in the tests as an independent implementation.
 
 Rules enforced here: the algorithm is taken from the *protected* header only and must be allowed
 for the key; ``crit`` is refused (we understand no critical extension); detached payloads need

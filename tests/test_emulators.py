@@ -1,4 +1,4 @@
-"""The vendor-service emulators behave as research/vendor-apis.md says the real services do.
+"""The vendor-service emulators behave as the real services do, per public clients, APIs and source.
 
 Why test test code: the remote backends (verifiers/remote/) are tested against these emulators,
 so an emulator that is laxer than the service (accepts an unbound quote, extra response fields,
@@ -581,7 +581,7 @@ async def test_trustee_raw_runtime_data_is_used_as_given(
     quote = td_quote(intel, raw + bytes(64 - len(raw)))
     assert (await call(http, "POST", f"{url}/attestation", json=trustee_request(quote, {"raw": b64url(raw)}))).status \
         == 200
-    emu.hash_raw_runtime_data = True  # research/vendor-apis.md §4.1's reading
+    emu.hash_raw_runtime_data = True  # the reading of Trustee's docs/restful-as.md
     hashed = td_quote(intel, hashlib.sha384(raw).digest() + bytes(16))
     assert (await call(http, "POST", f"{url}/attestation", json=trustee_request(hashed, {"raw": b64url(raw)}))).status \
         == 200

@@ -4,7 +4,7 @@ No CCA token or CCA CoRIM is among ../shared/vectors, so every token here is bui
 keys following the published claim layouts (RMM spec, draft-ffm-rats-cca-token, Veraison
 ccatoken), and every CoRIM with our encoder under the CCA profiles, signed by a generated
 endorser key and loaded through ``load_paths`` with that key as the anchor. Expected verdicts
-follow Veraison's scheme/arm-cca (standards.md §1.8).
+follow Veraison's scheme/arm-cca (veraison/services ``scheme/arm-cca/scheme.go``).
 """
 
 from __future__ import annotations

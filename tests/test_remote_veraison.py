@@ -1,10 +1,11 @@
 """``kind = "veraison"`` against real HTTP servers on 127.0.0.1.
 
 :class:`FakeVeraison` is a test double of the *remote service* (not of the code under test): a
-small aiohttp app speaking Veraison's challenge-response API (standards.md §3) that signs real
-EARs bound to the session nonce the client gave. Faults are real defects on the wire (status
-codes, hangs, bodies that are cut, too big, or not JSON); the backend, the engine's retries and
-the federation's checks are what must catch them, each ending in its DESIGN §1 outcome.
+small aiohttp app speaking Veraison's challenge-response API (veraison/services
+``verification/api``) that signs real EARs bound to the session nonce the client gave. Faults are
+real defects on the wire (status codes, hangs, bodies that are cut, too big, or not JSON); the
+backend, the engine's retries and the federation's checks are what must catch them, each ending in
+its DESIGN §1 outcome.
 """
 
 from __future__ import annotations

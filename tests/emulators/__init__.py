@@ -2,9 +2,9 @@
 
 Each emulator is a class holding its state (keys, issued nonces/challenges/tokens, switches) with
 ``app() -> aiohttp.web.Application``; :func:`running` serves one on 127.0.0.1 and yields its base
-URL, which is what a client backend is configured with. The contract is
-research/vendor-apis.md (§1 ITA, §2 MAA, §3 Google, §4 Trustee, §7); each module's docstring
-lists what it reproduces, its switches, its trust anchor and where it deviates.
+URL, which is what a client backend is configured with. Each module's docstring names the public
+sources its contract rests on (the vendor's clients, API definitions or source) and lists what it
+reproduces, its switches, its trust anchor and where it deviates.
 
     async with running(ItaEmulator(intel_roots=[intel.root]).app()) as url:
         ...  # point the ITA backend at url (API and portal), pin emulator.jwks()

@@ -1,6 +1,8 @@
 """Google Cloud Attestation (Confidential Space) emulator: challenges, TD-quote verification, OIDC/PKI tokens.
 
-Contract: research/vendor-apis.md §3 and §7 (Google row). What it reproduces, and why:
+Contract: ``google/cloud/confidentialcomputing/v1/service.proto`` (googleapis), go-tpm-tools' REST
+client (``verifier/rest``) and Google's Confidential Space token-claims reference. What it
+reproduces, and why:
 
 * Every call needs ``Authorization: Bearer <access_token>`` (401 ``UNAUTHENTICATED`` without it).
   Errors are Google RPC status JSON ``{"error": {"code", "message", "status"}}``.
@@ -19,17 +21,18 @@ Contract: research/vendor-apis.md §3 and §7 (Google row). What it reproduces, 
   [leaf "Confidential Space Leaf Certificate", "Confidential Space Intermediate CA",
   "Confidential Space Root CA"]}`` signed by the leaf key; OIDC (the default): ``{alg, kid, typ}``
   with the key in the JWKS at :data:`JWKS_PATH` (Google's real path, also linked from
-  ``/.well-known/openid-configuration``). Claims per §3.3: ``iss``, ``aud`` (default
-  ``https://sts.googleapis.com``), ``sub`` (the GCE instance URL), ``eat_nonce`` (a string for
-  one nonce, a list for several, absent for none), ``eat_profile``, ``hwmodel``, ``swname``,
-  ``swversion``, ``dbgstat`` ("disabled-since-boot", or "enabled" when the quote's TD is debug
-  or ``debug_image`` is set), ``secboot``, ``oemid`` 11129, ``attester_tcb`` ["INTEL"],
-  ``submods`` {confidential_space, container, gce}, ``google_service_accounts``, ``iat``/``nbf``/
-  ``exp`` (1 h). No TCB status or measurements: Google exposes none.
+  ``/.well-known/openid-configuration``). Claims as Google's token-claims reference lists them:
+  ``iss``, ``aud`` (default ``https://sts.googleapis.com``), ``sub`` (the GCE instance URL),
+  ``eat_nonce`` (a string for one nonce, a list for several, absent for none), ``eat_profile``,
+  ``hwmodel``, ``swname``, ``swversion``, ``dbgstat`` ("disabled-since-boot", or "enabled" when the
+  quote's TD is debug or ``debug_image`` is set), ``secboot``, ``oemid`` 11129, ``attester_tcb``
+  ["INTEL"], ``submods`` {confidential_space, container, gce}, ``google_service_accounts``,
+  ``iat``/``nbf``/``exp`` (1 h). No TCB status or measurements: Google exposes none.
 
-Binding: Google's ``tpmNonce`` cannot be bound into a TDX quote by this flow (research
-§3.2/§8.1: the caller's nonce is carried only as ``eat_nonce``), so the emulator does **not**
-require it in REPORT_DATA; it models the eat_nonce-only binding. The quote is still verified.
+Binding: Google's ``tpmNonce`` cannot be bound into a TDX quote by this flow (the caller's nonce is
+carried only as ``eat_nonce``: ``options.nonce`` / ``tokenOptions.nonce`` in ``service.proto``), so
+the emulator does **not** require it in REPORT_DATA; it models the eat_nonce-only binding. The quote
+is still verified.
 
 Trust anchors: :meth:`GoogleEmulator.root_pem` (PKI tokens: verify x5c[0]'s signature, the chain
 to this root at the token's ``iat``), :meth:`GoogleEmulator.jwks` (OIDC tokens). Switches:

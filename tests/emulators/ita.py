@@ -1,7 +1,8 @@
 """Intel Trust Authority (ITA) emulator: verifier nonce, TDX appraisal, PS384/RS256 tokens, ``/certs``.
 
-Contract: research/vendor-apis.md §1 and §7 (ITA row). What it reproduces, and why each matters
-to a client:
+Contract: Intel's public clients, go-connector and go-tdx (intel/trustauthority-client-for-go) and
+the Python client (intel/trustauthority-client-for-python), and ITA's token documentation (its EAT
+profile page). What it reproduces, and why each matters to a client:
 
 * ``GET /appraisal/v2/nonce`` (and the pre-2024-09 ``/appraisal/v1/nonce``) needs ``x-api-key``
   (401 without it or with a wrong one: the real status is undocumented, 401 is the natural one)
@@ -18,7 +19,7 @@ to a client:
   body (ITA's error body is undocumented: clients treat it as opaque text). The answer is exactly
   ``{"token": JWT}``.
 * The token: PS384 by default, RS256 when ``token_signing_alg`` says so (anything else: 400);
-  header ``{alg, jku: <portal>/certs, kid: <96 hex>, typ: JWT}``; claims v1 flat (§1.5) or, with
+  header ``{alg, jku: <portal>/certs, kid: <96 hex>, typ: JWT}``; claims v1 flat or, with
   ``layout="v2"``, TEE claims nested under ``"tdx"``; ``exp = iat + token_lifetime`` (300 s).
   Policies: each requested policy ID is matched or not per ``policy_verdicts`` /
   ``policy_default``; the token is **issued even when a policy does not match** (listed in
@@ -73,7 +74,8 @@ _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48)
 
 def nonce_report_data(nonce: dict[str, str] | None, runtime_data: bytes) -> bytes:
     """REPORT_DATA an ITA client puts in its quote: SHA-512(val ‖ iat ‖ runtime_data), val and iat
-    base64-decoded from the nonce response; SHA-512(runtime_data) without a nonce (§1.4)."""
+    base64-decoded from the nonce response; SHA-512(runtime_data) without a nonce (go-tdx
+    ``tdx_adapter.go``)."""
     prefix = b""
     if nonce is not None:
         prefix = lenient_b64decode(nonce["val"]) + lenient_b64decode(nonce["iat"])

@@ -1,6 +1,8 @@
 """Microsoft Azure Attestation (MAA) emulator: ``/attest/TdxVm``, RS256 tokens, an x5c-only ``/certs``.
 
-Contract: research/vendor-apis.md §2 and §7 (MAA row). What it reproduces, and why:
+Contract: the Azure REST API specs (``AttestTdxVm.json``, api-version 2025-06-01), Microsoft's Azure
+Attestation documentation (token examples, the TDX EAT profile) and the Azure CVM guest attestation
+library (Azure/confidential-computing-cvm-guest-attestation). What it reproduces, and why:
 
 * ``POST /attest/TdxVm?api-version=…`` and ``/attest/SevSnpVm?api-version=…``, anonymous. The
   ``api-version`` query is required (400 ``MissingApiVersionParameter`` without it,
@@ -14,20 +16,20 @@ Contract: research/vendor-apis.md §2 and §7 (MAA row). What it reproduces, and
   surfaced as ``x-ms-runtime``. ``nonce`` is echoed as the ``nonce`` claim.
 * The answer is ``{"token": JWT}``: RS256, header ``{alg, jku: <instance>/certs, kid, typ}``
   where ``kid`` is standard base64 of 32 bytes (SHA-256 of the signing certificate); claims as
-  the TdxVm sample in the docs (§2.4): ``attester_tcb_status``, ``dbgstat``, ``eat_profile``,
+  the TdxVm sample in Microsoft's docs: ``attester_tcb_status``, ``dbgstat``, ``eat_profile``,
   ``intuse``, the flat ``tdx_*`` claims, ``x-ms-attestation-type`` "tdxvm",
   ``x-ms-compliance-status`` (switch), ``x-ms-policy-hash`` (base64url SHA-256 of the policy
   text), ``x-ms-runtime``, ``x-ms-ver`` "1.0", ``iss`` = the instance URL, ``jti``, and
   ``iat``/``nbf``/``exp`` with an 8-hour lifetime. No ``aud``.
 * ``GET /certs``: ``{"keys": [{"kid", "kty": "RSA", "x5c": [<self-issued cert>]}, …]}`` — the
-  key only inside the certificate, **no n/e** (libraries expecting n/e fail: §8.5), two keys by
+  key only inside the certificate, **no n/e** (libraries expecting n/e fail), two keys by
   default (MAA has several live), the signer among them; certificates are self-issued with
   ``CN=<instance URL>`` as MAA's are (``instance``, or :data:`DEFAULT_INSTANCE` when the
   instance URL is taken from the request, since the certificates exist before the server runs).
   ``GET /.well-known/openid-configuration`` points at it.
 * Every response carries ``x-ms-maa-service-version``.
 
-Draft policies: research/vendor-apis.md says only that a token made under
+Draft policies: Microsoft's REST API documentation says only that a token made under
 ``draftPolicyForAttestation`` is for testing and must be refused. The Azure SDK for Python
 (azure-security-attestation, ``AttestationClient.attest_*`` docstrings) states the concrete
 marker: "if the draft_policy parameter is provided, the resulting attestation token will be an
@@ -76,7 +78,7 @@ DEFAULT_INSTANCE = "https://maaemulator.emu.attest.azure.net"
 
 
 def runtime_report_data(data: bytes) -> bytes:
-    """REPORT_DATA a TdxVm client puts in its quote for runtime data *data*: SHA-256 then 32 zeros (§2.3)."""
+    """REPORT_DATA a TdxVm client puts in its quote for runtime data *data*: SHA-256 then 32 zeros."""
     return hashlib.sha256(data).digest() + bytes(32)
 
 

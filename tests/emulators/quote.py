@@ -10,9 +10,9 @@ signatures hold (:func:`verify_quote`). TCB status is *not* evaluated (no collat
 emulator reports the TCB status its switch says.
 
 The claim builders reproduce each vendor's naming for the same quote fields: the flat ``tdx_*``
-claims of ITA v1 and MAA TdxVm (research/vendor-apis.md §1.5, §2.4), and Trustee's parsed-quote
-tree (trustee ``deps/verifier/src/tdx/claims.rs``: ``quote.header``/``quote.body`` hex fields,
-``td_attributes`` booleans, ``report_data``, ``init_data`` = MRCONFIGID).
+claims of ITA v1 and MAA TdxVm (ITA's EAT profile page, MAA's TDX EAT profile), and Trustee's
+parsed-quote tree (trustee ``deps/verifier/src/tdx/claims.rs``: ``quote.header``/``quote.body`` hex
+fields, ``td_attributes`` booleans, ``report_data``, ``init_data`` = MRCONFIGID).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Confidential Containers Trustee attestation-service (restful-as) emulator: ``/attestation`` → bare EAR JWT.
 
-Contract: research/vendor-apis.md §4 and §7 (Trustee row), checked against the Trustee source at
-the same commit (confidential-containers/trustee@78962cd: ``attestation-service/src/bin/restful/
+Contract: Trustee's documentation (``attestation-service/docs/restful-as.md``), checked against the
+Trustee source (confidential-containers/trustee@78962cd: ``attestation-service/src/bin/restful/
 mod.rs``, ``src/lib.rs``, ``src/ear_token/broker.rs``, ``ear_default_policy_cpu.rego``,
 ``deps/verifier/src/tdx/``). What it reproduces, and why:
 
@@ -53,16 +53,16 @@ never an anchor). Switches: ``tcb_status`` (default UpToDate), ``advisory_ids``,
 ``down`` (every path answers 503, as the ingress in front of a stopped AS would),
 ``with_cert``, ``hash_raw_runtime_data``, ``token_lifetime``, plus the common ones.
 
-Deviations from research/vendor-apis.md, each following Trustee's source: (1) §4.1 says ``raw``
-runtime data is "hashed as given"; ``lib.rs parse_runtime_data`` uses raw bytes **unhashed** as
-the expected REPORT_DATA (``RuntimeData::Raw(raw) => Ok((Some(raw), Value::Null))``, and its unit
-test ``parse_runtimedata_json_binding`` asserts it), so this emulator does too;
-``hash_raw_runtime_data=True`` reproduces the document's reading. (2) §4.1 says "no 4xx"; true
-for evaluation errors, not for bodies the JSON extractor refuses (above). (3) A reference-value
+Deviations, each following Trustee's source: (1) Trustee's ``docs/restful-as.md`` says ``raw``
+runtime data is "accumulated into a digest"; ``lib.rs parse_runtime_data`` uses raw bytes
+**unhashed** as the expected REPORT_DATA (``RuntimeData::Raw(raw) => Ok((Some(raw), Value::Null))``,
+and its unit test ``parse_runtimedata_json_binding`` asserts it), so this emulator does too;
+``hash_raw_runtime_data=True`` reproduces the documentation's reading. (2) Not every failure is a
+500: evaluation errors are, bodies the JSON extractor refuses get 400 (above). (3) A reference-value
 match does not raise instance-identity or runtime-opaque: the default rego never sets them (they
-stay 0), and executables is 4, not 3, without an event log; ``vector_override`` can set any
-claim. Not modelled: TEEs other than ``tdx`` (500), ``init_data_toml`` (500), the KBS RCAR flow
-(§4.3), ``/challenge`` and ``/policy``.
+stay 0), and executables is 4, not 3, without an event log; ``vector_override`` can set any claim.
+Not modelled: TEEs other than ``tdx`` (500), ``init_data_toml`` (500), the KBS RCAR flow
+(``kbs/docs/kbs_attestation_protocol.md``), ``/challenge`` and ``/policy``.
 """
 
 from __future__ import annotations

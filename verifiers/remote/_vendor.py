@@ -6,7 +6,7 @@
   text a service echoes back.
 * :func:`strict_json`: a response body parsed as one JSON object with exactly the expected
   members (duplicates and unknown members refused), under a size cap. Vendor clients decode
-  strictly too (Intel's Go client: ``DisallowUnknownFields``, research/vendor-apis.md §8.2): a
+  strictly too (Intel's Go client, go-connector: ``DisallowUnknownFields``): a
   response that does not have the documented shape means we are not talking the protocol we
   think, and the token is not trusted to mean what it would mean otherwise.
 * :func:`vendor_error`: a non-success response as the http.py error (``RetryAfterError`` for

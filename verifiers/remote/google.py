@@ -1,5 +1,5 @@
 """``kind = "google"``: Google Cloud Attestation for Confidential Space, TDX quotes
-(research/vendor-apis.md §3; ``google/cloud/confidentialcomputing/v1/service.proto``).
+(``google/cloud/confidentialcomputing/v1/service.proto``).
 
 Two phases, OAuth2 bearer token on every call::
 
@@ -11,9 +11,9 @@ Two phases, OAuth2 bearer token on every call::
               "options": {"audience", "nonce": [b64url(nonce)], "signatureType": "SIGNATURE_TYPE_PKI|OIDC"}}
              -> {"attestationToken": JWT, "partialErrors": [Status, …]}
 
-Google cannot check the federation's REPORT_DATA: its only tie to the session is the nonce it
-echoes in ``eat_nonce`` (§3.2). The challenge is still committed into the federation's runtime
-data (federation/binding.py), and a Challenge is single-use on Google's side. The ``google``
+Google cannot check the federation's REPORT_DATA: its only tie to the session is the nonce it echoes
+in ``eat_nonce`` (sent as ``options.nonce``). The challenge is still committed into the federation's
+runtime data (federation/binding.py), and a Challenge is single-use on Google's side. The ``google``
 checker records such a vote's binding as ``eat-nonce`` (weak), and the quorum policy's
 ``weak_binding`` decides whether it counts.
 
@@ -71,7 +71,7 @@ DEFAULT_URL = "https://confidentialcomputing.googleapis.com"
 DEFAULT_ISSUER = "https://confidentialcomputing.googleapis.com"
 MAX_RESPONSE = 256 << 10  # bytes; a PKI token with its three-certificate x5c is ~8 KiB
 MAX_CHALLENGE_RESPONSE = 4 << 10  # bytes
-EAT_NONCE_LENGTH = (10, 74)  # bytes of each options.nonce string Google accepts (§3.2)
+EAT_NONCE_LENGTH = (10, 74)  # bytes of each options.nonce string Google accepts (service.proto)
 MAX_PARTIAL_ERRORS = 32
 ACCEPTED = frozenset({TDX_QUOTE})
 SIGNATURE_TYPES = {"PKI": "SIGNATURE_TYPE_PKI", "OIDC": "SIGNATURE_TYPE_OIDC"}

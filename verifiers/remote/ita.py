@@ -1,4 +1,4 @@
-"""``kind = "ita"``: Intel Trust Authority, appraising TDX quotes (research/vendor-apis.md §1).
+"""``kind = "ita"``: Intel Trust Authority, appraising TDX quotes.
 
 Two phases (federation/binding.py)::
 

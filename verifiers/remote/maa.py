@@ -1,4 +1,4 @@
-"""``kind = "maa"``: Microsoft Azure Attestation, appraising TDX quotes (research/vendor-apis.md §2).
+"""``kind = "maa"``: Microsoft Azure Attestation, appraising TDX quotes.
 
 One request, anonymous (MAA attest calls take no credentials)::
 
@@ -14,11 +14,11 @@ verified and signed (``tdx_report_data``), which the ``maa`` checker compares wi
 ``nonce`` claim.
 
 ``draftPolicyForAttestation`` is not an option: a token made under a draft policy is for testing
-only and must be refused by a relying party (§2.1).
+only and must be refused by a relying party (Microsoft's REST API documentation).
 
 SEV-SNP (``/attest/SevSnpVm``) is not offered: MAA wants the guest tooling's JSON
-``{"SnpReport", "VcekCertChain", …}`` (§2.1), which the federation's SEV-SNP evidence formats do
-not carry as such; TDX quotes only.
+``{"SnpReport", "VcekCertChain", …}`` (Azure/confidential-computing-cvm-guest-attestation), which
+the federation's SEV-SNP evidence formats do not carry as such; TDX quotes only.
 """
 
 from __future__ import annotations

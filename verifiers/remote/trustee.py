@@ -1,5 +1,5 @@
 """``kind = "trustee"``: the Confidential Containers Trustee Attestation Service (restful-as),
-appraising TDX quotes (research/vendor-apis.md §4.1).
+appraising TDX quotes.
 
 One request::
 
@@ -14,18 +14,18 @@ One request::
 (zero-padded or cut to 64 bytes; ``runtime_data_hash_algorithm`` applies only to ``structured``
 data): trustee ``attestation-service/src/lib.rs`` ``parse_runtime_data``,
 ``RuntimeData::Raw(raw) => Ok((Some(raw), Value::Null))``, the same in every revision found.
-research/vendor-apis.md §4.1 reads "hashed as given", which the source does not bear out. So the
-backend sends the session's 64-byte ``binding.report_data`` itself, and Trustee checks the quote's
-REPORT_DATA equals it: the federation's rule (SHA-512(prefix ‖ runtime_data),
-federation/binding.py) is met natively. (``structured`` data would be hashed by Trustee, but only
-JSON can be sent that way, and with an ITA prefix the hashed bytes are not JSON.) The token has no
-``eat_nonce``; the ``trustee`` checker matches the REPORT_DATA Trustee reports in the EAR's
-annotated evidence.
+Trustee's documentation (``attestation-service/docs/restful-as.md``) can be read as hashing ``raw``
+runtime data, which its source does not bear out. So the backend sends the session's 64-byte
+``binding.report_data`` itself, and Trustee checks the quote's REPORT_DATA equals it: the
+federation's rule (SHA-512(prefix ‖ runtime_data), federation/binding.py) is met natively.
+(``structured`` data would be hashed by Trustee, but only JSON can be sent that way, and with an ITA
+prefix the hashed bytes are not JSON.) The token has no ``eat_nonce``; the ``trustee`` checker
+matches the REPORT_DATA Trustee reports in the EAR's annotated evidence.
 
-**Errors.** Trustee (the revision the contract describes) answers every failure (bad base64, a
-quote that does not verify, REPORT_DATA mismatch, a policy error) with HTTP 500 and plain text
-``An internal error occured: …``; it has no 4xx. Retrying such an answer cannot change it and
-would only spend the deadline, so a 500 is raised as :class:`TrusteeRefusal`: a
+**Errors.** Trustee (at 78962cd, the revision the tests' emulator follows) answers every failure
+(bad base64, a quote that does not verify, REPORT_DATA mismatch, a policy error) with HTTP 500 and
+plain text ``An internal error occured: …``; it has no 4xx. Retrying such an answer cannot change it
+and would only spend the deadline, so a 500 is raised as :class:`TrusteeRefusal`: a
 ``BackendHTTPError`` (outcome ``http-error``, status 500, Trustee's text in the detail) whose
 ``retry_after`` is infinite, which stops the engine's retries the way a TLS failure or an open
 circuit breaker does (the engine never sleeps past the deadline). For the circuit breaker such an

@@ -1,4 +1,4 @@
-"""``kind = "veraison"``: a client of Veraison's challenge-response API (standards.md §3).
+"""``kind = "veraison"``: a client of Veraison's challenge-response API (``verification/api``).
 
 One attempt (the engine retries whole attempts, see docs/remote-backends.md)::
 

@@ -1,4 +1,4 @@
-"""What every vendor token goes through before and after its mapping table (research §6, §8).
+"""What every vendor token goes through before and after its mapping table.
 
 Order, each failure a typed error and never a verdict: size bound, ``alg`` in the service's
 allow-list, narrowed by the member's ``expect["algorithms"]`` (:class:`AlgorithmError`), the

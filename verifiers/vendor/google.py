@@ -1,4 +1,4 @@
-"""Google Cloud Attestation / Confidential Space tokens (research/vendor-apis.md §3.3, §6).
+"""Google Cloud Attestation / Confidential Space tokens.
 
 RS256 JWTs from ``https://confidentialcomputing.googleapis.com``. OIDC tokens name their key by
 ``kid`` (anchor: Google's JWKS); PKI tokens carry an ``x5c`` chain that must validate to the
@@ -7,10 +7,10 @@ re-verifying an old token needs its time; :func:`_pki_anchor` has the chain prof
 exposes no TCB status or measurements: its verdict is the token, so hardware 2 means "genuine
 per Google", not "up to date".
 
-Binding: Google cannot bind a caller's nonce into the hardware evidence (§3.2); it only echoes
-the caller's nonces in ``eat_nonce`` (a string or a list). The token must echo this session's
-nonce (base64url without padding, as the federation sends it; base64 or the literal text are
-accepted too) and the vote is bound at ``eat-nonce`` strength only.
+Binding: Google cannot bind a caller's nonce into the hardware evidence; it only echoes the caller's
+nonces (``options.nonce`` in ``service.proto``) in ``eat_nonce`` (a string or a list). The token
+must echo this session's nonce (base64url without padding, as the federation sends it; base64 or the
+literal text are accepted too) and the vote is bound at ``eat-nonce`` strength only.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Intel Trust Authority tokens (research/vendor-apis.md §1.5, §6): verify, bind, map to EAR.
+"""Intel Trust Authority tokens: verify, bind, map to EAR.
 
 ITA signs PS384 (RS256 on request) JWTs with ``iss`` "Intel Trust Authority"; v1 tokens carry flat
 ``tdx_*``/``sgx_*`` claims, v2 tokens nest them under ``"tdx"`` (both are read). ITA issues a
 token even when an appraisal policy did not match, so ``policy_ids_unmatched`` lowers the
-executables claim (§8.3). Binding: ITA itself checks REPORT_DATA = SHA-512(nonce.val ‖ nonce.iat ‖
+executables claim. Binding: ITA itself checks REPORT_DATA = SHA-512(nonce.val ‖ nonce.iat ‖
 runtime_data) for TDX; the federation makes that the session's REPORT_DATA
 (:mod:`federation.binding`) and compares the token's ``tdx_report_data`` with it; when ITA also
 echoes the very ``verifier_nonce`` it issued for this session (``expect["verifier_nonce"]``, or the
@@ -79,7 +79,7 @@ TABLE = MappingTable(
         Rule(Contains(STATUS, CONFIG_NEEDED), "configuration", 32, "the TCB needs a configuration change"),
         Rule(AllFalse(DEBUG), "configuration", 2, "not debuggable"),
         Rule(Always("otherwise"), "configuration", 0, "no debug state stated", label="`dbgstat`, debug flags"),
-        Rule(NonEmpty("policy_ids_unmatched"), "executables", 33, "ITA issues tokens when a policy fails (§8.3): "
+        Rule(NonEmpty("policy_ids_unmatched"), "executables", 33, "ITA issues tokens when a policy fails: "
              "an unmatched policy is an unrecognized runtime"),
         Rule(NonEmpty("policy_ids_matched"), "executables", 2, "every appraisal policy matched"),
         Rule(Always("otherwise"), "executables", 0, "no policy in the token; the federation's reference values "

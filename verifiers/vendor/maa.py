@@ -1,17 +1,17 @@
-"""Microsoft Azure Attestation tokens (research/vendor-apis.md §2.2-2.4, §6): verify, bind, map to EAR.
+"""Microsoft Azure Attestation tokens: verify, bind, map to EAR.
 
 MAA signs RS256 JWTs with per-instance keys (``/certs`` serves ``x5c``-only JWKs; the configured
 anchor is that instance's key set). Three token shapes are read: ``/attest/SevSnpVm`` (SEV-SNP
 claims at top level), ``/attest/TdxVm`` (EAT-profile ``tdx_*`` claims) and Azure CVM guest
 attestation ``azurevm`` (outer vTPM/OS claims, the TEE's claims inside ``x-ms-isolation-tee``).
 SEV-SNP tokens carry no TCB status: MAA folds its acceptance into ``x-ms-compliance-status``, and
-its absence is never read as "up to date" (§8.7).
+its absence is never read as "up to date".
 
-Draft policies: a token made under ``draftPolicyForAttestation`` is for testing only (§2.1). The
-sources read do not name the claim that marks it; such tokens are refused when they carry
-``x-ms-policy`` (the draft policy text, as the project's emulator emits it) or
-``x-ms-attestation-draft-policy``, at top level or inside ``x-ms-isolation-tee``
-(:class:`PolicyError`). ``expect["policy_hash"]`` pins ``x-ms-policy-hash``.
+Draft policies: a token made under ``draftPolicyForAttestation`` is for testing only (Microsoft's
+REST API documentation). The public documentation and SDKs consulted do not name the claim that
+marks it; such tokens are refused when they carry ``x-ms-policy`` (the draft policy text, as the
+project's emulator emits it) or ``x-ms-attestation-draft-policy``, at top level or inside
+``x-ms-isolation-tee`` (:class:`PolicyError`). ``expect["policy_hash"]`` pins ``x-ms-policy-hash``.
 
 Binding: with the session's :class:`~federation.binding.Binding`, the REPORT_DATA MAA verified
 (``tdx_report_data`` / ``x-ms-sevsnpvm-reportdata``) must be the session's (strength

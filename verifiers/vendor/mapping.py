@@ -1,4 +1,4 @@
-"""Vendor claims -> AR4SI trustworthiness vector, as versioned tables of data (research §6).
+"""Vendor claims -> AR4SI trustworthiness vector, as versioned tables of data.
 
 Why the table is the truth: each :class:`Rule` holds a condition object that both *evaluates*
 the vendor's claims and *renders* its human text, so the normalizer and ``docs/backends.md``

@@ -1,4 +1,4 @@
-"""Confidential Containers Trustee attestation-service EARs (research/vendor-apis.md §4.2, §6).
+"""Confidential Containers Trustee attestation-service EARs.
 
 Trustee already answers in EAR: ES256 JWTs whose submodules (``cpu0``, ``gpu0``, ...) carry a
 trust vector its rego policy computed. The vector passes through unchanged (claim names of both

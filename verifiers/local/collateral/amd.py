@@ -5,7 +5,7 @@ certificate table, a CMW collection), the collateral store, and the operator. Th
 each classified by its subject (``ARK-<product>``, ``SEV-<product>`` for an ASK,
 ``SEV-VLEK-<product>`` for an ASVK, ``SEV-VCEK``/``SEV-VLEK`` for the report signing key), and
 :func:`verify_chain` builds the one path the report's key needs and checks, at the appraisal's
-``now`` (research/evidence-formats.md §1.4-1.5; google/go-sev-guest verify/verify.go):
+``now`` (google/go-sev-guest verify/verify.go):
 
 * every certificate is X.509 v3, signed with RSASSA-PSS / SHA-384 / MGF1-SHA-384 / salt 48 (the
   AlgorithmIdentifier inside the signed part must equal the outer one and be exactly AMD's), and

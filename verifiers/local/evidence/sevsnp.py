@@ -3,7 +3,7 @@
 Theory of operation. An ``ATTESTATION_REPORT`` is 0x4A0 (1184) little-endian bytes; the AMD
 Secure Processor signs bytes 0x000..0x29F with ECDSA P-384/SHA-384 under the chip's VCEK (or a
 cloud provider's VLEK) and stores r and s little-endian, zero-extended to 72 bytes each
-(research/evidence-formats.md §1.1; google/go-sev-guest abi.go, virtee/sev snp.rs).
+(google/go-sev-guest abi.go, virtee/sev snp.rs).
 :func:`parse_report` accepts report versions 2, 3 and 5 (4 has not been seen and is refused,
 like 0, 1 and anything newer, until a vector exists), checks every reserved (must-be-zero) byte,
 the POLICY bits (bit 17 must be one, bits 63:26 zero), the KEY_INFO bits and the signature
@@ -146,7 +146,7 @@ class SnpFormatError(MalformedError):
 
 # -- field types -------------------------------------------------------------------------------
 
-# TCB_VERSION byte positions (research §1.3; virtee/sev snp.rs from_legacy_bytes/from_turin_bytes).
+# TCB_VERSION byte positions (virtee/sev snp.rs from_legacy_bytes/from_turin_bytes).
 _LEGACY_TCB = (("boot_loader", 0), ("tee", 1), ("snp", 6), ("microcode", 7))
 _TURIN_TCB = (("fmc", 0), ("boot_loader", 1), ("tee", 2), ("snp", 3), ("microcode", 7))
 _RESERVED_TCB = {"legacy": (2, 3, 4, 5), "turin": (4, 5, 6)}
@@ -205,7 +205,8 @@ _PLATFORM_BITS: Mapping[int, str] = {
 
 @dataclass(frozen=True, slots=True)
 class GuestPolicy:
-    """POLICY (research §1.2): the guest owner's launch policy, enforced by the firmware."""
+    """POLICY (go-sev-guest abi.go; virtee/sev snp.rs ``GuestPolicy``): the guest owner's launch
+    policy, enforced by the firmware."""
 
     raw: int
 
@@ -353,7 +354,7 @@ _B64_REPORT = re.compile(rb"[A-Za-z0-9+/_-]+={0,2}")
 def normalize_report(data: bytes) -> bytes:
     """The 1184 report bytes from binary, hex (either case) or base64/base64url text.
 
-    Reports circulate in all three forms (research §1.7); whitespace around text is ignored.
+    Reports circulate in all three forms; whitespace around text is ignored.
     """
     if len(data) == REPORT_SIZE:
         return data

@@ -1,6 +1,6 @@
 """Intel TDX quotes, versions 4 and 5 (ECDSA P-256 attestation key), parsed and checked (sans-IO).
 
-Layout (``shared/research/evidence-formats.md`` §2; Intel ``sgx_quote_4.h`` / ``sgx_quote_5.h``;
+Layout (Intel ``sgx_quote_4.h`` / ``sgx_quote_5.h``;
 little-endian integers):
 
 * header, 48 bytes: version (4 or 5), attestation key type (2 = ECDSA-256 with P-256), TEE type

@@ -5,7 +5,8 @@ and ``CCA_REALM`` (the realm token). A failure that makes the whole token untrus
 ``ARM_CCA`` submodule, all claims 99, as Veraison reports it (its failure path runs before the
 scheme splits the result).
 
-Steps (Veraison ``scheme/arm-cca/scheme.go`` at 6b88102, standards.md §1.8):
+Steps (Veraison at 6b88102: ``scheme/arm-cca/scheme.go``, failures as
+``vts/trustedservices/trustedservices_grpc.go`` reports them):
 
 1. decode both tokens and validate their claims, either envelope (tag 399 EAT collection or
    tag 907 CMW collection) -> "could not establish identity from evidence";

@@ -1,6 +1,7 @@
 """PSA attestation tokens (``PSA_IOT``), appraised the way Veraison's psa-iot scheme does.
 
-Steps (Veraison ``scheme/psa-iot``, standards.md §1.8):
+Steps (Veraison ``scheme/psa-iot``, failures as ``vts/trustedservices/trustedservices_grpc.go``
+reports them):
 
 1. decode and validate the claims (bad structure -> "could not establish identity from evidence");
 2. find the attestation key through CoRIM attest-key triples by implementation id + instance id
