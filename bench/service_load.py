@@ -87,7 +87,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -177,6 +177,43 @@ async def floor_server(host: str) -> None:
 # --------------------------------------------------------------------------- processes
 
 
+def spawn_logged(folder: Path, tag: str, argv: list[str]) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """Start *argv* in its own process group (so it can be stopped whole), stdout and stderr to files."""
+    out, err = folder / f"{tag}.stdout", folder / f"{tag}.log"
+    with out.open("wb") as o, err.open("wb") as e:
+        proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True,
+                                cwd=folder, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return proc, out, err
+
+
+def listening_url(stdout: Path) -> str | None:
+    """The URL a ``ratsfed serve`` printed on its first stdout line, once it has."""
+    match = re.search(r"listening on (\S+)", stdout.read_text(errors="replace"))
+    return match.group(1).rstrip("/") if match else None
+
+
+def stop_groups(procs: Sequence[tuple[str, subprocess.Popen[bytes]]]) -> list[str]:
+    """SIGTERM every process group, SIGKILL what is left after STOP_TIMEOUT (and anything a group
+    left behind); the exit codes as ``name=code``."""
+    for _, proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    exits = []
+    for name, proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_TIMEOUT)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything its group left behind
+        exits.append(f"{name}={proc.returncode}")
+    return exits
+
+
 @dataclass
 class Server:
     name: str
@@ -204,11 +241,7 @@ class Processes:
         self.servers: list[Server] = []
 
     def _spawn(self, name: str, argv: list[str]) -> Server:
-        out, err = self.folder / f"{name}.stdout", self.folder / f"{name}.log"
-        with out.open("wb") as o, err.open("wb") as e:
-            proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=self.folder, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        server = Server(name, proc, out, err)
+        server = Server(name, *spawn_logged(self.folder, name, argv))
         self.servers.append(server)
         return server
 
@@ -224,9 +257,9 @@ class Processes:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         for s in servers:
             while not s.url:
-                match = re.search(r"listening on (\S+)", s.stdout.read_text(errors="replace"))
-                if match:
-                    s.url = match.group(1)
+                url = listening_url(s.stdout)
+                if url:
+                    s.url = url
                     break
                 if s.proc.poll() is not None or time.monotonic() > deadline:
                     tail = s.stderr.read_text(errors="replace")[-2000:]
@@ -234,22 +267,8 @@ class Processes:
                 time.sleep(0.05)
 
     def stop_all(self) -> list[str]:
-        """SIGTERM every process group, SIGKILL what is left after STOP_TIMEOUT; return the exits."""
-        for s in self.servers:
-            if s.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(s.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        exits = []
-        for s in self.servers:
-            try:
-                s.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(s.proc.pid, signal.SIGKILL)
-                s.proc.wait(timeout=STOP_TIMEOUT)
-            exits.append(f"{s.name}={s.proc.returncode}")
-        return exits
+        """Stop every process group (:func:`stop_groups`); return the exits."""
+        return stop_groups([(s.name, s.proc) for s in self.servers])
 
 
 def ratsfed() -> list[str]:
@@ -383,11 +402,11 @@ def appraise_url(base: str, nonce: bytes) -> str:
     return f"{base}/v1/appraise?nonce={nonce.hex()}"
 
 
-async def drive(session: aiohttp.ClientSession, base: str, attester: Attester, connections: int, seconds: float,
-                phase: Phase | None) -> None:
-    """C workers, each POSTing as soon as its previous answer is read, until *seconds* have passed;
-    every request with a fresh nonce and Evidence bound to it."""
-    headers = {"Content-Type": MEDIA_TYPE, "Accept": "application/json"}
+async def workers(call: Callable[[bytes, bytes], Awaitable[str]], attester: Attester, connections: int,
+                  seconds: float, phase: Phase | None) -> None:
+    """C workers, each starting its next request as soon as the previous one is answered, until
+    *seconds* have passed; every request with a fresh nonce and Evidence bound to it (made before
+    its clock starts). *call* returns the outcome label; *phase*, when given, records it."""
     end = time.perf_counter() + seconds
 
     async def worker() -> None:
@@ -396,17 +415,27 @@ async def drive(session: aiohttp.ClientSession, base: str, attester: Attester, c
             t0 = time.perf_counter()
             if t0 >= end:
                 return
-            try:
-                async with session.post(appraise_url(base, nonce), data=evidence, headers=headers) as resp:
-                    body = await resp.read()
-                    outcome = classify(resp.status, body, nonce)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                outcome = f"error {type(exc).__name__}"
+            outcome = await call(nonce, evidence)
             if phase is not None:
                 phase.latencies.append(time.perf_counter() - t0)
                 phase.statuses[outcome] += 1
 
     await asyncio.gather(*(worker() for _ in range(connections)))
+
+
+async def drive(session: aiohttp.ClientSession, base: str, attester: Attester, connections: int, seconds: float,
+                phase: Phase | None) -> None:
+    """:func:`workers` POSTing to the service."""
+    headers = {"Content-Type": MEDIA_TYPE, "Accept": "application/json"}
+
+    async def post(nonce: bytes, evidence: bytes) -> str:
+        try:
+            async with session.post(appraise_url(base, nonce), data=evidence, headers=headers) as resp:
+                return classify(resp.status, await resp.read(), nonce)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"error {type(exc).__name__}"
+
+    await workers(post, attester, connections, seconds, phase)
 
 
 def cpu_of(servers: Sequence[Server]) -> dict[str, float] | None:
@@ -441,29 +470,16 @@ async def measure_engine(config: Path, attester: Attester, connections: int, arg
     phase = Phase("engine", connections)
     async with Federation.from_config(config) as fed:
 
-        async def run(seconds: float, record: bool) -> None:
-            end = time.perf_counter() + seconds
+        async def appraise(nonce: bytes, evidence: bytes) -> str:
+            try:
+                result = await fed.appraise(Evidence(MEDIA_TYPE, evidence), nonce)
+            except Exception as exc:
+                return f"error {type(exc).__name__}"
+            return f"200 {result.status}" if result.nonce == nonce else "200 wrong-nonce"
 
-            async def worker() -> None:
-                for _ in range(MAX_REQUESTS_PER_WORKER):
-                    nonce, evidence = attester.fresh()
-                    t0 = time.perf_counter()
-                    if t0 >= end:
-                        return
-                    try:
-                        result = await fed.appraise(Evidence(MEDIA_TYPE, evidence), nonce)
-                        outcome = f"200 {result.status}" if result.nonce == nonce else "200 wrong-nonce"
-                    except Exception as exc:
-                        outcome = f"error {type(exc).__name__}"
-                    if record:
-                        phase.latencies.append(time.perf_counter() - t0)
-                        phase.statuses[outcome] += 1
-
-            await asyncio.gather(*(worker() for _ in range(connections)))
-
-        await run(args.warmup, False)
+        await workers(appraise, attester, connections, args.warmup, None)
         cpu0, t0 = time.process_time(), time.perf_counter()
-        await run(args.duration, True)
+        await workers(appraise, attester, connections, args.duration, phase)
         phase.duration = time.perf_counter() - t0
         phase.client_cpu = time.process_time() - cpu0
     return phase

@@ -85,11 +85,23 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import aiohttp
-from service_load import MEDIA_TYPE, OPERATORS, PSA, Attester, environment, generate_key, local_entry, ratsfed
+from service_load import (
+    MEDIA_TYPE,
+    OPERATORS,
+    PSA,
+    Attester,
+    _terminate,
+    environment,
+    generate_key,
+    listening_url,
+    local_entry,
+    ratsfed,
+    spawn_logged,
+    stop_groups,
+)
 
 STARTUP_TIMEOUT = 60.0  # seconds for a server to print its URL
 STOP_TIMEOUT = 10.0  # seconds for a process to exit after SIGTERM before SIGKILL
@@ -162,13 +174,9 @@ class Processes:
         self.retired: list[subprocess.Popen[bytes]] = []  # killed predecessors, reaped
 
     def spawn(self, name: str, config: Path, port: int = 0, generation: int = 0) -> Server:
-        tag = f"{name}.{generation}"
-        out, err = self.folder / f"{tag}.stdout", self.folder / f"{tag}.log"
         argv = [*ratsfed(), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
                 "--log-level", self.log_level]
-        with out.open("wb") as o, err.open("wb") as e:
-            proc = subprocess.Popen(argv, stdout=o, stderr=e, stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=self.folder, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc, out, err = spawn_logged(self.folder, f"{name}.{generation}", argv)
         server = Server(name, config, proc, out, err, generation)
         old = self.servers.get(name)
         if old is not None:
@@ -179,10 +187,10 @@ class Processes:
     @staticmethod
     def listening(server: Server) -> str | None:
         """The URL once the server printed it; raise if it exited."""
-        match = re.search(r"listening on (\S+)", server.stdout.read_text(errors="replace"))
-        if match:
-            server.url = match.group(1).rstrip("/")
-            return server.url
+        url = listening_url(server.stdout)
+        if url:
+            server.url = url
+            return url
         if server.proc.poll() is not None:
             tail = server.stderr.read_text(errors="replace")[-1500:]
             raise RuntimeError(f"{server.name} exited {server.proc.returncode} before listening: {tail}")
@@ -206,25 +214,8 @@ class Processes:
         return s
 
     def stop_all(self) -> list[str]:
-        """SIGTERM every process group, SIGKILL what is left after STOP_TIMEOUT; the exit codes."""
-        live = list(self.servers.values())
-        for s in live:
-            if s.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(s.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        exits = []
-        for s in live:
-            try:
-                s.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(s.proc.pid, signal.SIGKILL)
-                s.proc.wait(timeout=STOP_TIMEOUT)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(s.proc.pid, signal.SIGKILL)  # anything its group left behind
-            exits.append(f"{s.name}={s.proc.returncode}")
-        return exits
+        """Stop every live server's process group (:func:`stop_groups`); the exit codes."""
+        return stop_groups([(s.name, s.proc) for s in self.servers.values()])
 
     def pids(self) -> list[int]:
         return [s.proc.pid for s in self.servers.values()] + [p.pid for p in self.retired]
@@ -671,10 +662,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not 0 < args.restart_after <= 60 or not 0.5 <= args.sample <= 600 or not 1 <= args.bucket <= 3600:
         p.error("--restart-after must be in (0, 60], --sample in [0.5, 600] and --bucket in [1, 3600]")
     return args
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -58,6 +58,7 @@ def _floor(token: str, key: rsa.RSAPublicKey, alg: str) -> Callable[[], None]:
     head, body, sig = token.split(".")
     signed, signature = f"{head}.{body}".encode(), _b64url(sig)
     pad: padding.AsymmetricPadding
+    digest: hashes.HashAlgorithm
     if alg == "PS384":
         pad, digest = padding.PSS(mgf=padding.MGF1(hashes.SHA384()), salt_length=48), hashes.SHA384()
     else:

@@ -262,10 +262,11 @@ class Federation:
             nonce = session.nonce
             challenges = session.challenges
         nonce = _check_nonce(nonce) if nonce is not None else os.urandom(32)
-        binding = session.binding if session is not None and session.binding is not None else self.binding(
-            nonce, challenges)
-        if binding.nonce != nonce:
-            raise UsageError("the session's binding is for another nonce")
+        # Always derived here from the nonce and the challenges (a session's own ``binding`` is a
+        # convenience for the attester, never trusted): what the backends see is what was committed.
+        binding = self.binding(nonce, challenges)
+        if session is not None and session.binding is not None and session.binding != binding:
+            raise UsageError("the session's binding does not follow from its nonce and challenges")
         if chosen and await self.replay.seen_or_add(nonce, self.replay_ttl):
             raise ReplayError(f"this nonce was already used for an appraisal in the last {self.replay_ttl:g}s")
         when = int(now if now is not None else self._clock())

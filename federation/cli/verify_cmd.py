@@ -117,6 +117,14 @@ def _vendor_human(doc: dict[str, Any]) -> None:
             print(f"    {claim}: {value}")
 
 
+def _failed(exc: Error, args: argparse.Namespace) -> int:
+    """Report a failed verification (with ``--show-claims``, the unverified claims to stderr)."""
+    if not args.json and args.show_claims:
+        with contextlib.suppress(Error):
+            print(peek_claims(read_input(args.token))[1], file=sys.stderr)
+    return fail(exc, as_json=args.json)
+
+
 def _run_vendor(args: argparse.Namespace) -> int:
     from verifiers.vendor import verify_token  # only --kind needs the vendor tables
 
@@ -128,10 +136,7 @@ def _run_vendor(args: argparse.Namespace) -> int:
                             now=args.at if args.at is not None else int(time.time()), nonce=args.nonce,
                             max_age=args.max_age)
     except Error as exc:
-        if not args.json and args.show_claims:
-            with contextlib.suppress(Error):
-                print(peek_claims(read_input(args.token))[1], file=sys.stderr)
-        return fail(exc, as_json=args.json)
+        return _failed(exc, args)
     doc = _vendor_report(view)
     if args.json:
         print_json(doc)
@@ -151,10 +156,7 @@ def _run(args: argparse.Namespace) -> int:
             now=args.at if args.at is not None else int(time.time()), max_age=args.max_age,
         )
     except Error as exc:
-        if not args.json and args.show_claims:
-            with contextlib.suppress(Error):
-                print(peek_claims(read_input(args.token))[1], file=sys.stderr)
-        return fail(exc, as_json=args.json)
+        return _failed(exc, args)
     doc = _report(result)
     if args.json:
         print_json(doc)

@@ -41,11 +41,10 @@ from federation.evidence import Evidence
 
 from ..registry import VerifierSpec
 from .breaker import CircuitBreaker
-from .http import HttpClient, Response, RetryAfterError, TransportOptions, _clean, parse_retry_after
+from .http import Response, TransportOptions, _clean, error_for
 
 __all__ = [
     "JWT",
-    "HttpBackend",
     "TDX_QUOTE",
     "TRANSPORT_OPTIONS",
     "Secret",
@@ -203,10 +202,7 @@ def vendor_error(resp: Response, what: str, *, secrets: Collection[Secret | None
         if value:
             detail += f" [{header} {_clean(value)[:64]}]"
             break
-    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-    if retry_after is not None and (resp.status == 429 or resp.status >= 500):
-        return RetryAfterError(detail, status=resp.status, retry_after=retry_after)
-    return BackendHTTPError(detail, status=resp.status)
+    return error_for(resp, detail)
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -292,27 +288,3 @@ TRANSPORT_OPTIONS: Mapping[str, type | tuple[type, ...]] = {
     "breaker_cooldown": (int, float),
 }
 
-
-class HttpBackend:
-    """What every HTTP client backend shows the federation and the service alike: a safe ``repr``
-    (no secrets: only name and base URL), the base URL, health from its circuit breaker, closing
-    its pool. Subclasses set ``name``, ``http`` and ``breaker`` in their constructor."""
-
-    name: str
-    http: HttpClient
-    breaker: CircuitBreaker
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, {str(self.http.base)!r})"
-
-    @property
-    def url(self) -> URL:
-        return self.http.base
-
-    @property
-    def healthy(self) -> bool:
-        """False while the circuit breaker is open or half-open."""
-        return self.breaker.healthy
-
-    async def aclose(self) -> None:
-        await self.http.aclose()

@@ -47,7 +47,6 @@ from ._vendor import (
     JWT,
     TDX_QUOTE,
     TRANSPORT_OPTIONS,
-    HttpBackend,
     Secret,
     b64decode_strict,
     breaker_from,
@@ -61,7 +60,7 @@ from ._vendor import (
     vendor_error,
 )
 from .breaker import CircuitBreaker
-from .http import HttpClient, TransportOptions, _clean
+from .http import HttpBackend, HttpClient, TransportOptions, _clean
 
 __all__ = ["DEFAULT_ISSUER", "DEFAULT_URL", "GoogleBackend", "GoogleResult"]
 

@@ -46,13 +46,17 @@ from federation.errors import (
     UsageError,
 )
 
+from .breaker import CircuitBreaker
+
 __all__ = [
     "DEFAULT_MAX_RESPONSE",
+    "HttpBackend",
     "HttpClient",
     "Response",
     "RetryAfterError",
     "TLSError",
     "TransportOptions",
+    "error_for",
     "parse_retry_after",
     "status_error",
 ]
@@ -161,6 +165,12 @@ def status_error(resp: Response, what: str) -> BackendHTTPError:
             text = problem.get("detail") or problem.get("title")
             if isinstance(text, str) and text:
                 detail += f" ({_clean(text)})"
+    return error_for(resp, detail)
+
+
+def error_for(resp: Response, detail: str) -> BackendHTTPError:
+    """``RetryAfterError`` for a 429/5xx with a usable ``Retry-After`` (the engine waits that long
+    before its next attempt), else ``BackendHTTPError``: one rule for every remote backend."""
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     if retry_after is not None and (resp.status == 429 or resp.status >= 500):
         return RetryAfterError(detail, status=resp.status, retry_after=retry_after)
@@ -260,3 +270,28 @@ class HttpClient:
         if self._owned and self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+class HttpBackend:
+    """What every HTTP client backend shows the federation and the service alike: a safe ``repr``
+    (no secrets: only name and base URL), the base URL, health from its circuit breaker, closing
+    its pool. Subclasses set ``name``, ``http`` and ``breaker`` in their constructor."""
+
+    name: str
+    http: HttpClient
+    breaker: CircuitBreaker
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, {str(self.http.base)!r})"
+
+    @property
+    def url(self) -> URL:
+        return self.http.base
+
+    @property
+    def healthy(self) -> bool:
+        """False while the circuit breaker is open or half-open."""
+        return self.breaker.healthy
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

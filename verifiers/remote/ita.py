@@ -42,7 +42,6 @@ from ._vendor import (
     JWT,
     TDX_QUOTE,
     TRANSPORT_OPTIONS,
-    HttpBackend,
     Secret,
     b64decode_strict,
     breaker_from,
@@ -56,7 +55,7 @@ from ._vendor import (
     vendor_error,
 )
 from .breaker import CircuitBreaker
-from .http import HttpClient, TransportOptions
+from .http import HttpBackend, HttpClient, TransportOptions
 
 __all__ = ["DEFAULT_ISSUER", "ItaBackend", "MAX_POLICY_IDS"]
 

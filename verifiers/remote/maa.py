@@ -42,7 +42,6 @@ from ._vendor import (
     JWT,
     TDX_QUOTE,
     TRANSPORT_OPTIONS,
-    HttpBackend,
     breaker_from,
     compact_jws,
     config_errors,
@@ -52,7 +51,7 @@ from ._vendor import (
     vendor_error,
 )
 from .breaker import CircuitBreaker
-from .http import HttpClient, TransportOptions
+from .http import HttpBackend, HttpClient, TransportOptions
 
 __all__ = ["DEFAULT_API_VERSION", "MaaBackend"]
 

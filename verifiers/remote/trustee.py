@@ -59,7 +59,6 @@ from ._vendor import (
     JWT,
     TDX_QUOTE,
     TRANSPORT_OPTIONS,
-    HttpBackend,
     Secret,
     breaker_from,
     compact_jws,
@@ -71,7 +70,7 @@ from ._vendor import (
     vendor_error,
 )
 from .breaker import CircuitBreaker
-from .http import HttpClient, Response, TransportOptions
+from .http import HttpBackend, HttpClient, Response, TransportOptions
 
 __all__ = ["DEFAULT_ISSUER", "TrusteeBackend", "TrusteeRefusal"]
 

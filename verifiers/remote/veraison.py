@@ -50,7 +50,7 @@ from federation.keys import TrustAnchor, VerificationKey, b64url_decode, jwk_to_
 from ..base import RawResult
 from ..registry import Kind, VerifierSpec, register
 from .breaker import CircuitBreaker
-from .http import DEFAULT_MAX_RESPONSE, HttpClient, Response, TransportOptions, status_error
+from .http import DEFAULT_MAX_RESPONSE, HttpBackend, HttpClient, Response, TransportOptions, status_error
 
 __all__ = ["KeyPin", "PinnedAnchor", "VeraisonBackend"]
 
@@ -155,7 +155,7 @@ def _key_from_discovery(doc: Any) -> VerificationKey:
         raise MalformedError(f"discovery: unusable key: {exc.detail}") from exc
 
 
-class VeraisonBackend:
+class VeraisonBackend(HttpBackend):
     """A remote verifier speaking Veraison's challenge-response API."""
 
     kind = "veraison"
@@ -176,18 +176,6 @@ class VeraisonBackend:
         # What config uses when no trust_anchor is set: only a TOFU backend offers one.
         self.public_anchor: TrustAnchor | None = PinnedAnchor(self._pin) if self._pin else None
         self._cleanup: set[asyncio.Task[None]] = set()
-
-    def __repr__(self) -> str:
-        return f"VeraisonBackend({self.name!r}, {str(self.http.base)!r})"
-
-    @property
-    def url(self) -> URL:
-        return self.http.base
-
-    @property
-    def healthy(self) -> bool:
-        """False while the circuit breaker is open or half-open (see :meth:`probe`)."""
-        return self.breaker.healthy
 
     @property
     def pinned_key(self) -> VerificationKey | None:
